@@ -1,0 +1,382 @@
+package sessiond
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Manager applies the session rules over a Store. It is safe for concurrent
+// use and holds no state of its own besides its configuration, so any
+// number of Managers (in one process or on many nodes) may share a store.
+type Manager struct {
+	store  Store
+	policy Policy
+	now    func() time.Time
+	rand   io.Reader
+}
+
+// Option configures a Manager's collaborators.
+type Option func(*Manager)
+
+// WithClock sets the Manager's clock. Default time.Now.
+func WithClock(now func() time.Time) Option { return func(m *Manager) { m.now = now } }
+
+// WithRand sets the source of every token and id. Default crypto/rand.Reader.
+// Anything but a CSPRNG is only for tests.
+func WithRand(r io.Reader) Option { return func(m *Manager) { m.rand = r } }
+
+// NewManager returns a Manager over store with policy p (zero fields take
+// their defaults). It returns ErrInvalidPolicy for a field out of range.
+func NewManager(store Store, p Policy, opts ...Option) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("sessiond: NewManager: nil store")
+	}
+	p, err := p.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{store: store, policy: p, now: time.Now, rand: rand.Reader}
+	for _, o := range opts {
+		o(m)
+	}
+	return m, nil
+}
+
+// Policy returns the Manager's policy with defaults filled in.
+func (m *Manager) Policy() Policy { return m.policy }
+
+// Store returns the Manager's store.
+func (m *Manager) Store() Store { return m.store }
+
+// Now returns the Manager's idea of the current time, in UTC and truncated
+// to the microsecond, the finest precision every store keeps.
+func (m *Manager) Now() time.Time { return m.now().UTC().Truncate(time.Microsecond) }
+
+// CreateParams describe a new session.
+type CreateParams struct {
+	// UserID of the session's user; empty for an anonymous session.
+	UserID string
+	// RememberMe selects the remember-me lifetimes.
+	RememberMe bool
+	// UserAgent and IP describe the client.
+	UserAgent string
+	IP        string
+	// Data is the initial session data; keys and sizes are checked as in
+	// SetData.
+	Data map[string][]byte
+	// Replace is the token the request carried, if any. When it names an
+	// active session, that session ends as the new one is created (fixation
+	// defence), and if it was anonymous its data moves to the new session.
+	Replace string
+}
+
+// Create starts a new session and returns it with its token. The token is
+// returned only here and by Rotate; sessiond keeps only its hash.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string, error) {
+	if err := m.checkData(p.Data); err != nil {
+		return nil, "", err
+	}
+	now := m.Now()
+	token, err := NewSecret(m.rand, TokenPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := m.newID()
+	if err != nil {
+		return nil, "", err
+	}
+	idleAt, absAt := m.policy.deadlines(now, p.RememberMe)
+	s := &Session{
+		ID:                id,
+		TokenHash:         HashToken(token),
+		UserID:            p.UserID,
+		RememberMe:        p.RememberMe,
+		CreatedAt:         now,
+		LastSeenAt:        now,
+		IdleExpiresAt:     idleAt,
+		AbsoluteExpiresAt: absAt,
+		Device:            ParseDevice(p.UserAgent),
+		IP:                p.IP,
+		Data:              p.Data,
+	}
+	var opts CreateOptions
+	if p.UserID != "" {
+		opts.MaxPerUser = m.policy.MaxSessionsPerUser
+	}
+	if p.Replace != "" {
+		old, err := m.lookup(ctx, p.Replace, now)
+		switch {
+		case err == nil:
+			opts.Replace = old.ID
+			opts.ReplaceReason = ReasonReplaced
+			opts.CarryData = old.Anonymous()
+		case isRejection(err):
+			// A dead or foreign token replaces nothing.
+		default:
+			return nil, "", err
+		}
+	}
+	if err := m.store.Create(ctx, s, opts); err != nil {
+		return nil, "", err
+	}
+	s = s.Clone()
+	s.Data = nil
+	return s, token, nil
+}
+
+// Validate answers "who is this?" for a token: the active session it
+// belongs to, or ErrMalformedToken, ErrNotFound, ErrExpired or ErrRevoked.
+// Any other error is a store failure and must be treated as "not signed in".
+//
+// Validation is use: it slides the idle deadline. The store is written at
+// most once per Policy.TouchInterval per session.
+func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) {
+	now := m.Now()
+	s, err := m.lookup(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.slide(ctx, s, now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Peek is Validate without the slide: it does not count as use.
+func (m *Manager) Peek(ctx context.Context, token string) (*Session, error) {
+	return m.lookup(ctx, token, m.Now())
+}
+
+// IsRejection reports whether err means "this token does not sign anyone
+// in" (malformed, unknown, expired, revoked), as opposed to a failure of the
+// store.
+func IsRejection(err error) bool { return isRejection(err) }
+
+func isRejection(err error) bool {
+	return errors.Is(err, ErrMalformedToken) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrExpired) || errors.Is(err, ErrRevoked)
+}
+
+func (m *Manager) lookup(ctx context.Context, token string, now time.Time) (*Session, error) {
+	if err := ParseToken(token); err != nil {
+		return nil, err
+	}
+	h := HashToken(token)
+	s, err := m.store.ByTokenHash(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if !s.TokenHash.Equal(h) {
+		return nil, ErrNotFound
+	}
+	if err := s.Check(now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// slide extends s's idle deadline to now plus its idle timeout (never past
+// the absolute deadline) and writes it when the stored copy is older than
+// the touch interval.
+func (m *Manager) slide(ctx context.Context, s *Session, now time.Time) error {
+	if now.Sub(s.LastSeenAt) < m.policy.touchInterval(s.RememberMe) {
+		return nil
+	}
+	idle, _ := m.policy.timeouts(s.RememberMe)
+	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
+	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
+		return err
+	}
+	s.LastSeenAt, s.IdleExpiresAt = t.LastSeenAt, t.IdleExpiresAt
+	return nil
+}
+
+// Rotate gives the session of token a new token, keeping its id, data and
+// deadlines; the old token stops working at once. Of concurrent rotations of
+// one token only one succeeds; the others get ErrNotFound.
+func (m *Manager) Rotate(ctx context.Context, token string) (*Session, string, error) {
+	now := m.Now()
+	s, err := m.lookup(ctx, token, now)
+	if err != nil {
+		return nil, "", err
+	}
+	return m.rotate(ctx, s, now)
+}
+
+func (m *Manager) rotate(ctx context.Context, s *Session, now time.Time) (*Session, string, error) {
+	token, err := NewSecret(m.rand, TokenPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	h := HashToken(token)
+	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
+		return nil, "", err
+	}
+	s.TokenHash = h
+	return s, token, nil
+}
+
+// Revoke ends the session id with reason. It returns ErrNotFound when no
+// active session has that id.
+func (m *Manager) Revoke(ctx context.Context, id, reason string) error {
+	return m.store.Revoke(ctx, id, m.Now(), reason)
+}
+
+// RevokeToken ends the session of token (logout) and returns it.
+func (m *Manager) RevokeToken(ctx context.Context, token, reason string) (*Session, error) {
+	now := m.Now()
+	s, err := m.lookup(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.Revoke(ctx, s.ID, now, reason); err != nil {
+		return nil, err
+	}
+	s.RevokedAt, s.RevokeReason = now, reason
+	return s, nil
+}
+
+// RevokeUser ends every active session of the user except exceptID (empty
+// for none) and returns how many it ended. With an exception this is Force
+// Logout; without, "sign out everywhere".
+func (m *Manager) RevokeUser(ctx context.Context, userID, exceptID, reason string) (int, error) {
+	if userID == "" {
+		return 0, fmt.Errorf("sessiond: RevokeUser: %w: empty user id", ErrNotFound)
+	}
+	return m.store.RevokeByUser(ctx, userID, exceptID, m.Now(), reason)
+}
+
+// List returns the user's active sessions, the most recently used first.
+func (m *Manager) List(ctx context.Context, userID string) ([]*Session, error) {
+	if userID == "" {
+		return nil, nil
+	}
+	now := m.Now()
+	all, err := m.store.ListByUser(ctx, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	// The store filters too; this keeps the rule in one place for stores
+	// whose clock-based filtering is coarser.
+	live := all[:0]
+	for _, s := range all {
+		if s.Check(now) == nil {
+			live = append(live, s)
+		}
+	}
+	return live, nil
+}
+
+// Get returns the active session id of user (ErrNotFound when it is not
+// the user's or not active). An empty userID matches any session.
+func (m *Manager) Get(ctx context.Context, id, userID string) (*Session, error) {
+	s, err := m.store.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if userID != "" && s.UserID != userID {
+		return nil, ErrNotFound
+	}
+	if err := s.Check(m.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Data returns the data of the active session id.
+func (m *Manager) Data(ctx context.Context, id string) (map[string][]byte, error) {
+	return m.store.Data(ctx, id, m.Now())
+}
+
+// SetData sets one key of the active session id. It returns ErrInvalidKey,
+// ErrValueTooLarge or ErrDataTooLarge when the write breaks a limit, and
+// then changes nothing.
+func (m *Manager) SetData(ctx context.Context, id, key string, value []byte) error {
+	if !ValidKey(key) {
+		return ErrInvalidKey
+	}
+	if len(value) > m.policy.MaxValueBytes {
+		return ErrValueTooLarge
+	}
+	return m.store.SetData(ctx, id, key, value, m.policy.MaxDataBytes, m.Now())
+}
+
+// DeleteData removes one key of the active session id.
+func (m *Manager) DeleteData(ctx context.Context, id, key string) error {
+	if !ValidKey(key) {
+		return ErrInvalidKey
+	}
+	return m.store.DeleteData(ctx, id, key, m.Now())
+}
+
+func (m *Manager) checkData(data map[string][]byte) error {
+	for k, v := range data {
+		if !ValidKey(k) {
+			return ErrInvalidKey
+		}
+		if len(v) > m.policy.MaxValueBytes {
+			return ErrValueTooLarge
+		}
+	}
+	if DataSize(data) > m.policy.MaxDataBytes {
+		return ErrDataTooLarge
+	}
+	return nil
+}
+
+// sweepBatch is how many sessions one DeleteExpired call removes.
+const sweepBatch = 1000
+
+// Sweep removes every session that expired (revoked ones included) and
+// returns how many. Expired sessions are refused whether swept or not; the
+// sweep only reclaims space.
+func (m *Manager) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := m.store.DeleteExpired(ctx, m.Now(), sweepBatch)
+		total += n
+		if err != nil || n < sweepBatch {
+			return total, err
+		}
+	}
+}
+
+// RunSweeper calls Sweep every interval until ctx ends. Errors are passed to
+// onError (may be nil) and do not stop the loop. It returns ctx.Err().
+func (m *Manager) RunSweeper(ctx context.Context, every time.Duration, onError func(error)) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if _, err := m.Sweep(ctx); err != nil && onError != nil && ctx.Err() == nil {
+				onError(err)
+			}
+		}
+	}
+}
+
+// newID returns a fresh public session id: 128 random bits in hex.
+func (m *Manager) newID() (string, error) {
+	return NewID(m.rand)
+}
+
+// NewID returns 128 random bits from r (crypto/rand.Reader when nil) as 32
+// hex characters: the form of session and user ids.
+func NewID(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [16]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("sessiond: reading randomness: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}

@@ -1,0 +1,100 @@
+package sessiond
+
+import "time"
+
+// Session is one session as the Manager and stores see it. The token itself
+// is never part of it; only its hash is.
+type Session struct {
+	// ID is the public, non-secret id used in lists and revoke calls. It is
+	// random and independent of the token.
+	ID string
+	// TokenHash is the hash of the session's current token.
+	TokenHash TokenHash
+	// UserID is the user the session belongs to, empty for an anonymous
+	// session.
+	UserID string
+	// RememberMe selects the longer remember-me lifetimes.
+	RememberMe bool
+
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// IdleExpiresAt is when the session ends unless it is used again.
+	IdleExpiresAt time.Time
+	// AbsoluteExpiresAt is when the session ends whatever happens.
+	AbsoluteExpiresAt time.Time
+
+	Device Device
+	// IP is the client address the session was created from.
+	IP string
+
+	// Data is the session's key/value data. Stores fill it only where a
+	// method says so (Data); lookups leave it nil to keep validation cheap.
+	Data map[string][]byte
+
+	// RevokedAt is zero for a session that was not revoked.
+	RevokedAt time.Time
+	// RevokeReason says why the session ended (ReasonLogout, ...).
+	RevokeReason string
+}
+
+// Anonymous reports whether the session belongs to no user.
+func (s *Session) Anonymous() bool { return s.UserID == "" }
+
+// ExpiresAt is the earlier of the idle and absolute deadlines.
+func (s *Session) ExpiresAt() time.Time {
+	if s.IdleExpiresAt.Before(s.AbsoluteExpiresAt) {
+		return s.IdleExpiresAt
+	}
+	return s.AbsoluteExpiresAt
+}
+
+// Revoked reports whether the session was ended.
+func (s *Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Check returns nil when the session is usable at now, ErrRevoked when it
+// was ended, and ErrExpired when a deadline has passed. A deadline equal to
+// now has passed.
+func (s *Session) Check(now time.Time) error {
+	switch {
+	case s.Revoked():
+		return ErrRevoked
+	case !now.Before(s.ExpiresAt()):
+		return ErrExpired
+	}
+	return nil
+}
+
+// Clone returns a deep copy of s.
+func (s *Session) Clone() *Session {
+	c := *s
+	if s.Data != nil {
+		c.Data = make(map[string][]byte, len(s.Data))
+		for k, v := range s.Data {
+			c.Data[k] = append([]byte(nil), v...)
+		}
+	}
+	return &c
+}
+
+// Device describes the client a session was created from.
+type Device struct {
+	UserAgent string
+	// Browser and OS are parsed from UserAgent ("Chrome", "Windows"); empty
+	// when the parser did not recognise them.
+	Browser string
+	OS      string
+}
+
+// Reasons a session ended, kept with the revoked session.
+const (
+	ReasonLogout       = "logout"        // the user signed out of this session
+	ReasonLogoutAll    = "logout_all"    // the user signed out everywhere
+	ReasonRevoked      = "revoked"       // the user ended it from the session list
+	ReasonForceLogout  = "force_logout"  // password change or reset
+	ReasonAdmin        = "admin"         // an administrator ended it
+	ReasonLimit        = "limit"         // over the per-user session limit
+	ReasonReplaced     = "replaced"      // a login from the same client replaced it
+	ReasonUserDeleted  = "user_deleted"  // the account was deleted
+	ReasonRefreshReuse = "refresh_reuse" // a refresh token was presented twice
+	ReasonHijack       = "hijack_suspected"
+)
