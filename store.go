@@ -28,7 +28,8 @@ import (
 // check Session.Check, so lingering records are never taken for live ones.
 type Store interface {
 	// Create stores s, a new session with a unique ID and TokenHash. s.Data
-	// holds its initial data (may be nil).
+	// holds its initial data (may be nil). s.CreatedAt is "now" for the
+	// side effects below.
 	//
 	// When opts.Replace names an active session, that session is revoked
 	// with opts.ReplaceReason in the same atomic step, and with
