@@ -72,14 +72,22 @@ type CreateParams struct {
 	// Replace is the token the request carried, if any. When it names an
 	// active session, that session ends as the new one is created (fixation
 	// defence), and if it was anonymous its data moves to the new session.
+	// Replace and Data do not go together.
 	Replace string
 }
+
+// ErrDataAndReplace: CreateParams had both Data and Replace, and the carried
+// data and the new data could together break the size limit.
+var ErrDataAndReplace = errors.New("sessiond: Create: Data and Replace are exclusive")
 
 // Create starts a new session and returns it with its token. The token is
 // returned only here and by Rotate; sessiond keeps only its hash.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string, error) {
 	if err := m.checkData(p.Data); err != nil {
 		return nil, "", err
+	}
+	if p.Replace != "" && len(p.Data) > 0 {
+		return nil, "", ErrDataAndReplace
 	}
 	now := m.Now()
 	token, err := NewSecret(m.rand, TokenPrefix)

@@ -38,7 +38,11 @@ type Store interface {
 	//
 	// When opts.MaxPerUser > 0 and s has a user, the user's least recently
 	// used active sessions are revoked with ReasonLimit, in the same atomic
-	// step, so that at most MaxPerUser remain including s.
+	// step, so that at most MaxPerUser remain including s. "Least recently
+	// used" orders by LastSeenAt, then by ID, both ascending.
+	//
+	// Carried data is not held to a size limit: the Manager never passes
+	// initial data and CarryData together.
 	Create(ctx context.Context, s *Session, opts CreateOptions) error
 
 	// ByTokenHash returns the session whose current token hashes to h,
@@ -55,8 +59,10 @@ type Store interface {
 
 	// Touch records use of sessions: each one's LastSeenAt and
 	// IdleExpiresAt are set to the given values when they are later than the
-	// stored ones. Sessions that are missing or revoked are skipped without
-	// an error; a batch is applied as a whole or not at all.
+	// stored ones. Sessions that are missing, revoked, or already expired at
+	// the touch's LastSeenAt (a deadline at or before it) are skipped without
+	// an error, so a late touch never revives an ended session. A batch is
+	// applied as a whole or not at all.
 	Touch(ctx context.Context, touches []Touch) error
 
 	// Rotate replaces the token of the session id, active at now, from old

@@ -152,7 +152,7 @@ func (st *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	defer st.mu.Unlock()
 	for _, t := range touches {
 		s, ok := st.byID[t.ID]
-		if !ok || s.Revoked() {
+		if !ok || s.Check(t.LastSeenAt) != nil {
 			continue
 		}
 		if t.LastSeenAt.After(s.LastSeenAt) {

@@ -671,6 +671,15 @@ func testTouch(t *testing.T, e *env) {
 	if err := e.store.Touch(ctx, nil); err != nil {
 		t.Fatalf("Touch(nil) = %v", err)
 	}
+	// A touch that arrives after the session idled out does not revive it.
+	x, xTok := e.create(t, sessiond.CreateParams{UserID: "u1"})
+	late := x.IdleExpiresAt.Add(time.Second)
+	if err := e.store.Touch(ctx, []sessiond.Touch{{ID: x.ID, LastSeenAt: late, IdleExpiresAt: late.Add(30 * time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	sameTime(t, "IdleExpiresAt after a late touch", e.byID(t, x.ID).IdleExpiresAt, x.IdleExpiresAt)
+	e.clock.Advance(late.Sub(e.clock.Now()))
+	e.invalid(t, xTok, sessiond.ErrExpired)
 }
 
 func testDeleteExpired(t *testing.T, e *env) {
