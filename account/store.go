@@ -1,0 +1,113 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors of the account package.
+var (
+	// ErrUserNotFound: no user has that id or email.
+	ErrUserNotFound = errors.New("account: user not found")
+	// ErrEmailTaken: another user already has the (normalised) email.
+	ErrEmailTaken = errors.New("account: email taken")
+	// ErrInvalidEmail: the email is not a plausible address.
+	ErrInvalidEmail = errors.New("account: invalid email")
+	// ErrWeakPassword: a new password breaks the password policy.
+	ErrWeakPassword = errors.New("account: weak password")
+	// ErrInvalidCredentials: unknown email or wrong password, told apart
+	// by nobody.
+	ErrInvalidCredentials = errors.New("account: invalid credentials")
+	// ErrLocked: too many failed logins; see LockedError for until when.
+	ErrLocked = errors.New("account: account locked")
+	// ErrInvalidResetToken: the reset token is unknown, used or expired.
+	ErrInvalidResetToken = errors.New("account: invalid reset token")
+	// ErrInvalidProfile: the profile is not a JSON object or is too large.
+	ErrInvalidProfile = errors.New("account: invalid profile")
+)
+
+// User is an account. PasswordHash is a PHC string and never leaves the
+// process in an answer.
+type User struct {
+	ID           string
+	Email        string // normalised: trimmed, lower case
+	PasswordHash string
+	// Profile is a JSON object, as bytes ("{}" when empty).
+	Profile   []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// PasswordChangedAt is when the password was last set.
+	PasswordChangedAt time.Time
+}
+
+// Lockout is the brute-force state of one account.
+type Lockout struct {
+	// Failures counts consecutive failed logins since the last success or
+	// the last lock.
+	Failures int
+	// Locks counts the locks since the last success; each lock lasts twice
+	// the one before.
+	Locks int
+	// LockedUntil is zero or the end of the current lock.
+	LockedUntil time.Time
+}
+
+// Store keeps accounts, their lockout state and password-reset tokens.
+// It is dumb like sessiond.Store: every rule (normalising emails, hashing,
+// policies, lockout arithmetic, token format) lives in Service.
+//
+// The contract every implementation meets, checked by storetest.RunAccounts:
+//
+//   - Missing records give ErrUserNotFound (or ErrInvalidResetToken for
+//     reset tokens), never (nil, nil). Any other error is a failure of the
+//     store itself.
+//   - Every method is safe for concurrent use and durable when it returns.
+//   - Users go in and come out as copies: the store keeps no reference to
+//     a *User (or its Profile) it was given or returned.
+//   - Update functions (UpdateProfile, UpdateLockout) may be called more
+//     than once by a store that retries on a conflict; they depend only on
+//     their argument. Only the result of the last call is written.
+type Store interface {
+	// CreateUser stores u; ErrEmailTaken when its Email is in use. Emails
+	// are stored and matched exactly as given (Service normalises them).
+	CreateUser(ctx context.Context, u *User) error
+	// UserByID and UserByEmail return a copy of the user, or
+	// ErrUserNotFound.
+	UserByID(ctx context.Context, id string) (*User, error)
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// UpdateProfile replaces the user's profile with the result of
+	// update(current profile), atomically (no lost update between two
+	// concurrent merges), sets UpdatedAt to now and returns the updated
+	// user. When update returns an error, nothing is written and that
+	// error is returned as is. A missing user gives ErrUserNotFound.
+	UpdateProfile(ctx context.Context, id string, now time.Time, update func(profile []byte) ([]byte, error)) (*User, error)
+	// SetPasswordHash replaces the user's password hash, sets
+	// PasswordChangedAt and UpdatedAt to now, and deletes the user's reset
+	// tokens, all in one step, and reports true. With ifHash non-empty it
+	// does so only when the stored hash is exactly ifHash (an upgrade of
+	// the parameters at login, or a change over the hash just checked);
+	// otherwise it changes nothing and reports false. Of concurrent calls
+	// with the same ifHash at most one reports true. A missing user gives
+	// ErrUserNotFound.
+	SetPasswordHash(ctx context.Context, id, hash, ifHash string, now time.Time) (bool, error)
+	// DeleteUser removes the user, its lockout state and reset tokens;
+	// its email is free again. A missing user gives ErrUserNotFound.
+	DeleteUser(ctx context.Context, id string) error
+
+	// UpdateLockout applies update to the user's lockout state atomically
+	// (concurrent failed logins are all counted) and returns the new state.
+	// A user whose state was never written has the zero Lockout. A missing
+	// user gives ErrUserNotFound.
+	UpdateLockout(ctx context.Context, id string, update func(Lockout) Lockout) (Lockout, error)
+
+	// CreateResetToken stores the hash of a new reset token for the user,
+	// deleting the user's other reset tokens in the same step. A missing
+	// user gives ErrUserNotFound.
+	CreateResetToken(ctx context.Context, userID string, hash [32]byte, expiresAt time.Time) error
+	// ConsumeResetToken deletes the reset token with that hash and returns
+	// its user, when it exists and expires after now; otherwise
+	// ErrInvalidResetToken. Of concurrent calls for one token exactly one
+	// wins.
+	ConsumeResetToken(ctx context.Context, hash [32]byte, now time.Time) (userID string, err error)
+}
