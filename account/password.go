@@ -28,22 +28,23 @@ type HashParams struct {
 	Memory uint32
 	// Time is the number of passes over the memory. Default 2.
 	Time uint32
-	// Threads is the degree of parallelism. Default 1.
-	Threads uint8
+	// Parallelism is the number of lanes (argon2's p), each hashed by
+	// its own goroutine. Default 1.
+	Parallelism uint8
 }
 
 // DefaultHashParams are OWASP's recommended minimum for argon2id
 // (m=19456 KiB, t=2, p=1): about 19 MiB and a few tens of milliseconds per
 // hash on a current server core. Weaker parameters are for tests only.
-var DefaultHashParams = HashParams{Memory: 19456, Time: 2, Threads: 1}
+var DefaultHashParams = HashParams{Memory: 19456, Time: 2, Parallelism: 1}
 
 // Limits on argon2id parameters, both configured and read from a stored
 // hash. They bound what one verification costs, so that a tampered database
 // cannot make each login allocate gigabytes or run for minutes.
 const (
-	MaxHashMemory  = 256 << 10 // KiB: 256 MiB
-	MaxHashTime    = 10
-	MaxHashThreads = 16
+	MaxHashMemory      = 256 << 10 // KiB: 256 MiB
+	MaxHashTime        = 10
+	MaxHashParallelism = 16
 )
 
 const (
@@ -67,19 +68,19 @@ func (p HashParams) withDefaults() HashParams {
 
 func (p HashParams) check() error {
 	switch {
-	case p.Threads < 1 || p.Threads > MaxHashThreads:
-		return fmt.Errorf("threads %d out of [1, %d]", p.Threads, MaxHashThreads)
+	case p.Parallelism < 1 || p.Parallelism > MaxHashParallelism:
+		return fmt.Errorf("parallelism %d out of [1, %d]", p.Parallelism, MaxHashParallelism)
 	case p.Time < 1 || p.Time > MaxHashTime:
 		return fmt.Errorf("time %d out of [1, %d]", p.Time, MaxHashTime)
-	case p.Memory < 8*uint32(p.Threads) || p.Memory > MaxHashMemory:
-		return fmt.Errorf("memory %d KiB out of [8*threads, %d]", p.Memory, MaxHashMemory)
+	case p.Memory < 8*uint32(p.Parallelism) || p.Memory > MaxHashMemory:
+		return fmt.Errorf("memory %d KiB out of [8*parallelism, %d]", p.Memory, MaxHashMemory)
 	}
 	return nil
 }
 
 // String returns the parameters as they appear in a PHC string.
 func (p HashParams) String() string {
-	return fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads)
+	return fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Parallelism)
 }
 
 // DefaultHashConcurrency is how many hashes run at once by default:
@@ -216,7 +217,7 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Has
 		h.testHook(true)
 		defer h.testHook(false)
 	}
-	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, n), nil
+	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Parallelism, n), nil
 }
 
 func formatPHC(p HashParams, salt, key []byte) string {
@@ -266,19 +267,30 @@ func parsePHC(s string) (decodedPHC, error) {
 		}
 		vals[i] = n
 	}
-	if vals[2] > MaxHashThreads {
+	if vals[2] > MaxHashParallelism {
 		return bad("parameters out of range")
 	}
-	d.params = HashParams{Memory: uint32(vals[0]), Time: uint32(vals[1]), Threads: uint8(vals[2])}
+	d.params = HashParams{Memory: uint32(vals[0]), Time: uint32(vals[1]), Parallelism: uint8(vals[2])}
 	if err := d.params.check(); err != nil {
 		return bad("parameters out of range")
 	}
 	var err error
-	if d.salt, err = phcB64.DecodeString(parts[4]); err != nil || len(d.salt) < minSaltLen || len(d.salt) > maxSaltLen {
+	if d.salt, err = decodeB64(parts[4]); err != nil || len(d.salt) < minSaltLen || len(d.salt) > maxSaltLen {
 		return bad("malformed salt")
 	}
-	if d.key, err = phcB64.DecodeString(parts[5]); err != nil || len(d.key) < minKeyLen || len(d.key) > maxKeyLen {
+	if d.key, err = decodeB64(parts[5]); err != nil || len(d.key) < minKeyLen || len(d.key) > maxKeyLen {
 		return bad("malformed key")
 	}
 	return d, nil
+}
+
+// decodeB64 decodes unpadded standard base64, refusing the line breaks
+// that package base64 skips.
+func decodeB64(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/') {
+			return nil, errors.New("not base64")
+		}
+	}
+	return phcB64.DecodeString(s)
 }

@@ -24,15 +24,16 @@ const MaxEmailLength = 254
 // Addresses without a dot in the domain (user@localhost) and IP literals
 // are refused: nobody signs up with them.
 func NormalizeEmail(s string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(s))
 	bad := func(why string) (string, error) { return "", fmt.Errorf("%w: %s", ErrInvalidEmail, why) }
+	if !utf8.ValidString(s) {
+		return bad("not UTF-8") // checked first: ToLower would mend it
+	}
+	e := strings.ToLower(strings.TrimSpace(s))
 	switch {
 	case e == "":
 		return bad("empty")
 	case len(e) > MaxEmailLength:
 		return bad(fmt.Sprintf("longer than %d characters", MaxEmailLength))
-	case !utf8.ValidString(e):
-		return bad("not UTF-8")
 	case strings.Count(e, "@") != 1:
 		return bad("must contain exactly one @")
 	}

@@ -23,7 +23,7 @@ type NewAccountStore func(t *testing.T) account.Store
 // the cheapest argon2 allows, so that the suite runs in seconds. They set
 // only account.Config.HashParams; everything else keeps its default, and
 // production keeps account.DefaultHashParams.
-var HashParams = account.HashParams{Memory: 64, Time: 1, Threads: 1}
+var HashParams = account.HashParams{Memory: 64, Time: 1, Parallelism: 1}
 
 // RunAccounts runs the conformance suite of account.Store against stores
 // made by newStore. It checks every Store method's contract directly, then
@@ -97,8 +97,8 @@ func newAccountEnv(t *testing.T, newStore NewAccountStore) *accountEnv {
 	return e
 }
 
-// service returns a Service over e's store and clock with cfg, whose zero
-// HashParams mean the suite's HashParams.
+// service returns a Service over e's store and clock with cfg; a zero
+// cfg.HashParams means the suite's HashParams.
 func (e *accountEnv) service(t *testing.T, cfg account.Config) *account.Service {
 	t.Helper()
 	if cfg.HashParams == (account.HashParams{}) {
