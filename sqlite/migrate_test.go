@@ -26,10 +26,10 @@ func TestMigrate(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if version < 1 {
-		t.Fatalf("schema version %d, want at least 1", version)
+	if version < 2 {
+		t.Fatalf("schema version %d, want at least 2", version)
 	}
-	for _, table := range []string{"sessions", "session_data"} {
+	for _, table := range []string{"sessions", "session_data", "users", "reset_tokens"} {
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&n); err != nil || n != 1 {
 			t.Errorf("table %s: count %d, %v", table, n, err)

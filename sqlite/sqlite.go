@@ -1,5 +1,6 @@
-// Package sqlite is a sessiond.Store on SQLite, through the pure Go driver
-// modernc.org/sqlite: sessions in one file, no server, no cgo.
+// Package sqlite is a sessiond.Store and an account.Store on SQLite,
+// through the pure Go driver modernc.org/sqlite: sessions and accounts in
+// one file, no server, no cgo.
 //
 // Open runs the schema migrations (embedded, versioned with goose) and
 // returns a Store that keeps two connection pools to the file: one

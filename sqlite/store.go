@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sessiond/sessiond"
 )
 
-// Store is a sessiond.Store in a SQLite file. It is safe for concurrent use;
-// Close it when done.
+// Store is a sessiond.Store and an account.Store in one SQLite file. It is
+// safe for concurrent use; Close it when done.
 type Store struct {
 	path string
 	w    *sql.DB // one connection: every write goes through it
@@ -23,6 +24,8 @@ type Store struct {
 	insert, carryData, revoke, revokeLimit, revokeUser,
 	touch, rotate, dataSize, upsertData, active, deleteData,
 	deleteExpired *sql.Stmt
+
+	accountStmts // accounts.go
 }
 
 var _ sessiond.Store = (*Store)(nil)
@@ -32,12 +35,15 @@ const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
 	revoked_at, revoke_reason`
 
-// "Active at now" is revoked_at IS NULL AND expires_at > now, expires_at
-// being the generated earlier deadline.
-var readStmts = []struct {
+// stmt is a statement that Open prepares, and where it keeps it.
+type stmt struct {
 	dst   func(*Store) **sql.Stmt
 	query string
-}{
+}
+
+// "Active at now" is revoked_at IS NULL AND expires_at > now, expires_at
+// being the generated earlier deadline.
+var readStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.byHash },
 		`SELECT ` + sessionCols + ` FROM sessions WHERE token_hash = ?1`},
 	{func(s *Store) **sql.Stmt { return &s.byID },
@@ -54,10 +60,7 @@ var readStmts = []struct {
 		WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2`},
 }
 
-var writeStmts = []struct {
-	dst   func(*Store) **sql.Stmt
-	query string
-}{
+var writeStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.insert },
 		`INSERT INTO sessions (` + sessionCols + `)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`},
@@ -82,10 +85,12 @@ var writeStmts = []struct {
 		`UPDATE sessions SET revoked_at = ?1, revoke_reason = ?2
 		WHERE user_id = ?3 AND id <> ?4 AND revoked_at IS NULL AND expires_at > ?1`},
 	// Times only move forward; a row with nothing to change is not written.
+	// A session that had expired by the touch's last_seen_at (?2) stays
+	// expired: a late touch must not revive it.
 	{func(s *Store) **sql.Stmt { return &s.touch },
 		`UPDATE sessions
 		SET last_seen_at = max(last_seen_at, ?2), idle_expires_at = max(idle_expires_at, ?3)
-		WHERE id = ?1 AND revoked_at IS NULL
+		WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2
 		AND (last_seen_at < ?2 OR idle_expires_at < ?3)`},
 	{func(s *Store) **sql.Stmt { return &s.rotate },
 		`UPDATE sessions SET token_hash = ?3
@@ -103,7 +108,7 @@ var writeStmts = []struct {
 		`INSERT INTO session_data (session_id, key, value) VALUES (?1, ?2, ?3)
 		ON CONFLICT (session_id, key) DO UPDATE SET value = excluded.value`},
 	{func(s *Store) **sql.Stmt { return &s.active },
-		`SELECT 1 FROM sessions WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2`},
+		`SELECT 1 FROM sessions WHERE id = ?1 AND revoked_at IS NULL`},
 	{func(s *Store) **sql.Stmt { return &s.deleteData },
 		`DELETE FROM session_data WHERE session_id = ?1 AND key = ?2`},
 	{func(s *Store) **sql.Stmt { return &s.deleteExpired },
@@ -131,13 +136,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, w: w, r: r}
-	for _, p := range readStmts {
+	for _, p := range slices.Concat(readStmts, accountReadStmts) {
 		if *p.dst(s), err = r.PrepareContext(ctx, p.query); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sqlite: open %s: preparing %q: %w", path, p.query, err)
 		}
 	}
-	for _, p := range writeStmts {
+	for _, p := range slices.Concat(writeStmts, accountWriteStmts) {
 		if *p.dst(s), err = w.PrepareContext(ctx, p.query); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("sqlite: open %s: preparing %q: %w", path, p.query, err)
@@ -150,12 +155,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 // WAL into the main file.
 func (s *Store) Close() error {
 	var errs []error
-	for _, p := range readStmts {
-		if st := *p.dst(s); st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	for _, p := range writeStmts {
+	for _, p := range slices.Concat(readStmts, writeStmts, accountReadStmts, accountWriteStmts) {
 		if st := *p.dst(s); st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -319,7 +319,9 @@ func (s *Store) ListByUser(ctx context.Context, userID string, now time.Time) ([
 	return out, nil
 }
 
-// Touch implements sessiond.Store. The batch is one transaction.
+// Touch implements sessiond.Store. The batch is one transaction; a session
+// whose earlier deadline is at or before a touch's LastSeenAt is left as it
+// is.
 func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 	if len(touches) == 0 {
 		return ctx.Err()
