@@ -309,6 +309,9 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*Us
 	switch {
 	case err == nil:
 		if err := s.checkPassword(ctx, u, password); err != nil {
+			if errors.Is(err, ErrUserNotFound) { // deleted meanwhile
+				return nil, ErrInvalidCredentials
+			}
 			return nil, err
 		}
 		return public(u), nil
@@ -586,12 +589,12 @@ func (s *Service) UserByEmail(ctx context.Context, email string) (*User, error) 
 }
 
 // UpdateProfile merges patch into the profile of the user id: each key is
-// set to its value, and a JSON null deletes the key. Concurrent updates of
+// set to its value, and a JSON null (or a nil RawMessage) deletes the key. Concurrent updates of
 // different keys never lose each other. A value that is not JSON, or a
 // result over MaxProfileBytes, gives ErrInvalidProfile and changes nothing.
 func (s *Service) UpdateProfile(ctx context.Context, id string, patch map[string]json.RawMessage) (*User, error) {
 	for k, v := range patch {
-		if !json.Valid(v) {
+		if v != nil && !json.Valid(v) {
 			return nil, fmt.Errorf("%w: value of %q is not JSON", ErrInvalidProfile, k)
 		}
 	}
@@ -603,7 +606,7 @@ func (s *Service) UpdateProfile(ctx context.Context, id string, patch map[string
 			}
 		}
 		for k, v := range patch {
-			if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+			if v == nil || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 				delete(obj, k)
 			} else {
 				obj[k] = v

@@ -170,9 +170,9 @@ func TestProfileEncoding(t *testing.T) {
 	if want := `{"a":[1],"b":"<i>&"}`; string(u.Profile) != want {
 		t.Fatalf("profile = %s, want %s (compact, sorted, not HTML-escaped)", u.Profile, want)
 	}
-	_, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"c": json.RawMessage(" { } "), "a": nil})
+	_, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"c": json.RawMessage(" { } "), "a": json.RawMessage("")})
 	if !errors.Is(err, account.ErrInvalidProfile) {
-		t.Fatalf("UpdateProfile(nil value) = %v, want ErrInvalidProfile", err)
+		t.Fatalf("UpdateProfile(empty value) = %v, want ErrInvalidProfile", err)
 	}
 	u, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"c": json.RawMessage(" { } "), "a": json.RawMessage(" null ")})
 	if err != nil {
@@ -181,8 +181,13 @@ func TestProfileEncoding(t *testing.T) {
 	if want := `{"b":"<i>&","c":{}}`; string(u.Profile) != want {
 		t.Fatalf("profile = %s, want %s", u.Profile, want)
 	}
+	// A nil value deletes too.
+	u, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"c": nil})
+	if err != nil || string(u.Profile) != `{"b":"<i>&"}` {
+		t.Fatalf("UpdateProfile(nil value) = %s, %v", u.Profile, err)
+	}
 	// The limit is on the compact form.
-	_, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"d": json.RawMessage(`"` + strings.Repeat("x", 40) + `"`)})
+	_, err = svc.UpdateProfile(t.Context(), u.ID, map[string]json.RawMessage{"d": json.RawMessage(`"` + strings.Repeat("x", 50) + `"`)})
 	if !errors.Is(err, account.ErrInvalidProfile) {
 		t.Fatalf("UpdateProfile(over 64 bytes) = %v", err)
 	}
