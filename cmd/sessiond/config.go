@@ -1,0 +1,419 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of sessiond. Each field is a flag; the same
+// setting can come from the environment (SESSIOND_ + the flag name in upper
+// snake case) or a JSON config file (--config, keys are flag names).
+// Precedence: flag, then environment, then file, then the default.
+type config struct {
+	Listen       string
+	AdminListen  string
+	Database     string
+	SessionStore string
+
+	IdleTimeout           time.Duration
+	AbsoluteTimeout       time.Duration
+	RememberMeLifetime    time.Duration
+	RememberMeIdleTimeout time.Duration
+	TouchInterval         time.Duration
+	MaxSessionsPerUser    int
+	SweepInterval         time.Duration
+	MaxValueBytes         int
+	MaxDataBytes          int
+
+	LockoutThreshold    int
+	LockoutDuration     time.Duration
+	LockoutMaxDuration  time.Duration
+	PasswordMinLength   int
+	LoginRatePerIP      int
+	ResetRatePerIP      int
+	ResetRatePerAccount int
+	ResetTokenTTL       time.Duration
+	Argon2Memory        uint
+	Argon2Time          uint
+	Argon2Parallelism   uint
+	HashConcurrency     int
+
+	TrustedProxies string
+	TrustedOrigins string
+	CookieName     string
+	CookieSecure   bool
+	CookieSameSite string
+	CookieDomain   string
+	MaxBodyBytes   int64
+	HSTS           bool
+	TLSCert        string
+	TLSKey         string
+	PublicURL      string
+
+	AdminKeyFile string
+	adminKey     string // from SESSIOND_ADMIN_KEY or the file; never printed
+
+	NotifyOutbox            string
+	NotifyWebhook           string
+	NotifyWebhookSecretFile string
+
+	LogFormat string
+	LogLevel  string
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleConnTimeout   time.Duration
+	ShutdownTimeout   time.Duration
+
+	ConfigFile string
+}
+
+// flags registers every setting on fs with its default and help.
+func (c *config) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address of the public API")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:8081", "address of the admin API, health and metrics")
+	fs.StringVar(&c.Database, "database", "sqlite://sessiond.db", "accounts and sessions: sqlite://PATH")
+	fs.StringVar(&c.SessionStore, "session-store", "", "sessions, when not in --database (default: the database)")
+
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Minute, "a session unused this long ends")
+	fs.DurationVar(&c.AbsoluteTimeout, "absolute-timeout", 12*time.Hour, "a session ends this long after login, used or not")
+	fs.DurationVar(&c.RememberMeLifetime, "remember-me-lifetime", 720*time.Hour, "absolute lifetime of a remember-me session")
+	fs.DurationVar(&c.RememberMeIdleTimeout, "remember-me-idle-timeout", 168*time.Hour, "idle timeout of a remember-me session")
+	fs.DurationVar(&c.TouchInterval, "touch-interval", 0, "least time between two last-seen writes of a session (0: a tenth of the idle timeout, at most 1m)")
+	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 0, "beyond it the least recently used session ends (0: no limit)")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired sessions are deleted")
+	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 16<<10, "largest session data value")
+	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", 64<<10, "largest session data, keys and values together")
+
+	fs.IntVar(&c.LockoutThreshold, "lockout-threshold", 5, "consecutive failed logins before an account is locked")
+	fs.DurationVar(&c.LockoutDuration, "lockout-duration", time.Minute, "first lock; each further lock doubles it")
+	fs.DurationVar(&c.LockoutMaxDuration, "lockout-max-duration", time.Hour, "longest lock")
+	fs.IntVar(&c.PasswordMinLength, "password-min-length", 8, "shortest new password")
+	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 60, "failed logins per minute from one client IP before 429 (0: off)")
+	fs.IntVar(&c.ResetRatePerIP, "reset-rate-per-ip", 30, "password-reset requests per hour from one client IP that send a message")
+	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", 5, "password-reset requests per hour for one account that send a message")
+	fs.DurationVar(&c.ResetTokenTTL, "reset-token-ttl", 30*time.Minute, "lifetime of a password-reset token")
+	fs.UintVar(&c.Argon2Memory, "argon2-memory", 19456, "argon2id memory in KiB (at least 19456, OWASP)")
+	fs.UintVar(&c.Argon2Time, "argon2-time", 2, "argon2id passes")
+	fs.UintVar(&c.Argon2Parallelism, "argon2-parallelism", 1, "argon2id lanes")
+	fs.IntVar(&c.HashConcurrency, "hash-concurrency", 0, "password hashes computed at once (0: half the CPUs, at least 1)")
+
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
+	fs.StringVar(&c.TrustedOrigins, "trusted-origins", "", "comma-separated origins allowed to make cookie-authenticated changes")
+	fs.StringVar(&c.CookieName, "cookie-name", "__Host-session", "session cookie name")
+	fs.BoolVar(&c.CookieSecure, "cookie-secure", true, "set the Secure attribute")
+	fs.StringVar(&c.CookieSameSite, "cookie-samesite", "lax", "SameSite attribute: lax, strict or none")
+	fs.StringVar(&c.CookieDomain, "cookie-domain", "", "Domain attribute (not with a __Host- name)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest request body")
+	fs.BoolVar(&c.HSTS, "hsts", false, "send Strict-Transport-Security (on by itself with --tls-cert)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve TLS with this certificate file")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "and this key file")
+	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL, for links in notifications")
+
+	fs.StringVar(&c.AdminKeyFile, "admin-key-file", "", "file holding the admin API key (or set SESSIOND_ADMIN_KEY)")
+
+	fs.StringVar(&c.NotifyOutbox, "notify-outbox", "sessiond-outbox", "directory for notifications as JSON files (development)")
+	fs.StringVar(&c.NotifyWebhook, "notify-webhook", "", "URL that receives notifications as signed JSON POSTs (replaces the outbox)")
+	fs.StringVar(&c.NotifyWebhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook signing secret (or set SESSIOND_NOTIFY_WEBHOOK_SECRET)")
+
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time to read request headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 15*time.Second, "time to read a whole request")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "time to write a response")
+	fs.DurationVar(&c.IdleConnTimeout, "idle-conn-timeout", 120*time.Second, "keep-alive connections idle this long are closed")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get on SIGTERM")
+
+	fs.StringVar(&c.ConfigFile, "config", "", "JSON file of settings, keys are flag names")
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "SESSIOND_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// loadConfig parses args, then fills flags not given from the environment
+// and the config file, then validates. Errors are one line.
+// A subcommand registers its own flags with extra; those come only from
+// the command line.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config, *flag.FlagSet, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	shared := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { shared[f.Name] = true })
+	for _, e := range extra {
+		e(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || !shared[f.Name] {
+			return
+		}
+		if v, ok := lookupEnv(getenv, envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", envName(f.Name), err))
+			}
+			set[f.Name] = true
+		}
+	})
+	if c.ConfigFile != "" {
+		if err := c.applyFile(fs, set, shared); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, nil, errs[0]
+	}
+	if err := c.resolveSecrets(getenv); err != nil {
+		return nil, nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, nil, err
+	}
+	return c, fs, nil
+}
+
+func lookupEnv(getenv func(string) string, k string) (string, bool) {
+	v := getenv(k)
+	return v, v != ""
+}
+
+func (c *config) applyFile(fs *flag.FlagSet, set, shared map[string]bool) error {
+	b, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("--config: %v", err)
+	}
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return fmt.Errorf("--config %s: not a JSON object: %v", c.ConfigFile, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !shared[k] || k == "config" {
+			return fmt.Errorf("--config %s: unknown setting %q", c.ConfigFile, k)
+		}
+		if set[k] {
+			continue
+		}
+		var v string
+		switch x := m[k].(type) {
+		case string:
+			v = x
+		case bool:
+			v = strconv.FormatBool(x)
+		case json.Number:
+			v = x.String()
+		default:
+			return fmt.Errorf("--config %s: %q must be a string, number or boolean", c.ConfigFile, k)
+		}
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("--config %s: %q: %v", c.ConfigFile, k, err)
+		}
+	}
+	return nil
+}
+
+func (c *config) resolveSecrets(getenv func(string) string) error {
+	envKey := getenv("SESSIOND_ADMIN_KEY")
+	switch {
+	case envKey != "" && c.AdminKeyFile != "":
+		return errors.New("SESSIOND_ADMIN_KEY and --admin-key-file are both set; choose one")
+	case envKey != "":
+		c.adminKey = envKey
+	case c.AdminKeyFile != "":
+		b, err := os.ReadFile(c.AdminKeyFile)
+		if err != nil {
+			return fmt.Errorf("--admin-key-file: %v", err)
+		}
+		c.adminKey = strings.TrimSpace(string(b))
+		if c.adminKey == "" {
+			return fmt.Errorf("--admin-key-file %s is empty", c.AdminKeyFile)
+		}
+	}
+	if c.adminKey != "" && len(c.adminKey) < 16 {
+		return errors.New("the admin key must be at least 16 characters")
+	}
+	return nil
+}
+
+func (c *config) webhookSecret(getenv func(string) string) ([]byte, error) {
+	if s := getenv("SESSIOND_NOTIFY_WEBHOOK_SECRET"); s != "" {
+		if c.NotifyWebhookSecretFile != "" {
+			return nil, errors.New("SESSIOND_NOTIFY_WEBHOOK_SECRET and --notify-webhook-secret-file are both set; choose one")
+		}
+		return []byte(s), nil
+	}
+	if c.NotifyWebhookSecretFile == "" {
+		return nil, errors.New("--notify-webhook needs a signing secret: --notify-webhook-secret-file or SESSIOND_NOTIFY_WEBHOOK_SECRET")
+	}
+	b, err := os.ReadFile(c.NotifyWebhookSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--notify-webhook-secret-file: %v", err)
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+func (c *config) validate() error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"idle-timeout", c.IdleTimeout}, {"absolute-timeout", c.AbsoluteTimeout},
+		{"remember-me-lifetime", c.RememberMeLifetime}, {"remember-me-idle-timeout", c.RememberMeIdleTimeout},
+		{"sweep-interval", c.SweepInterval}, {"lockout-duration", c.LockoutDuration},
+		{"lockout-max-duration", c.LockoutMaxDuration}, {"reset-token-ttl", c.ResetTokenTTL},
+		{"read-header-timeout", c.ReadHeaderTimeout}, {"read-timeout", c.ReadTimeout},
+		{"write-timeout", c.WriteTimeout}, {"idle-conn-timeout", c.IdleConnTimeout},
+		{"shutdown-timeout", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("--%s must be positive, got %v", p.name, p.d)
+		}
+	}
+	switch {
+	case c.TouchInterval < 0:
+		return errors.New("--touch-interval must not be negative")
+	case c.MaxSessionsPerUser < 0:
+		return errors.New("--max-sessions-per-user must not be negative")
+	case c.LockoutThreshold < 0:
+		return errors.New("--lockout-threshold must not be negative (0 switches lockout off)")
+	case c.LockoutMaxDuration < c.LockoutDuration:
+		return errors.New("--lockout-max-duration is shorter than --lockout-duration")
+	case c.PasswordMinLength < 1:
+		return errors.New("--password-min-length must be at least 1")
+	case c.LoginRatePerIP < 0 || c.ResetRatePerIP < 1 || c.ResetRatePerAccount < 1:
+		return errors.New("rate limits must be positive (--login-rate-per-ip may be 0: off)")
+	case c.MaxBodyBytes < 1024:
+		return errors.New("--max-body-bytes must be at least 1024")
+	case c.Listen == c.AdminListen:
+		return errors.New("--listen and --admin-listen must differ: the admin API has its own listener")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if _, err := parseSameSite(c.CookieSameSite); err != nil {
+		return err
+	}
+	if _, err := c.proxies(); err != nil {
+		return err
+	}
+	for _, o := range splitList(c.TrustedOrigins) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("--trusted-origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url: %q is not an http(s) URL", c.PublicURL)
+		}
+		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	}
+	if _, err := c.databaseTarget(); err != nil {
+		return err
+	}
+	if err := c.cookie().Validate(); err != nil {
+		return fmt.Errorf("--cookie-*: %v", err)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *config) proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range splitList(c.TrustedProxies) {
+		pre, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR", p)
+			}
+			pre = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pre.Masked())
+	}
+	return out, nil
+}
+
+// databaseTarget returns the SQLite path of --database.
+func (c *config) databaseTarget() (string, error) {
+	switch {
+	case strings.HasPrefix(c.Database, "sqlite://"):
+		p := strings.TrimPrefix(c.Database, "sqlite://")
+		if p == "" {
+			return "", errors.New("--database sqlite:// needs a file path, like sqlite://sessiond.db")
+		}
+		return p, nil
+	case strings.HasPrefix(c.Database, "postgres://"), strings.HasPrefix(c.Database, "postgresql://"):
+		return "", errors.New("--database: PostgreSQL is not available in this build yet; use sqlite://PATH")
+	}
+	return "", fmt.Errorf("--database %q: want sqlite://PATH", redactURL(c.Database))
+}
+
+// redactURL hides a password in a URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// print writes the effective configuration, one flag per line, secrets
+// redacted.
+func (c *config) print(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		if f.Name == "database" || f.Name == "session-store" || f.Name == "notify-webhook" {
+			v = redactURL(v)
+		}
+		fmt.Fprintf(w, "%s=%s\n", f.Name, v)
+	})
+	key := "unset (admin API refuses every call)"
+	if c.adminKey != "" {
+		key = "set (redacted)"
+	}
+	fmt.Fprintf(w, "admin-key: %s\n", key)
+}

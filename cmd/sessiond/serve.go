@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/notify"
+	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/sessionhttp"
+	"github.com/sessiond/sessiond/sqlite"
+)
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func parseSameSite(s string) (http.SameSite, error) {
+	switch strings.ToLower(s) {
+	case "lax":
+		return http.SameSiteLaxMode, nil
+	case "strict":
+		return http.SameSiteStrictMode, nil
+	case "none":
+		return http.SameSiteNoneMode, nil
+	}
+	return 0, fmt.Errorf("--cookie-samesite must be lax, strict or none, got %q", s)
+}
+
+func (c *config) cookie() sessionhttp.Cookie {
+	ss, _ := parseSameSite(c.CookieSameSite)
+	return sessionhttp.Cookie{Name: c.CookieName, Domain: c.CookieDomain, Insecure: !c.CookieSecure, SameSite: ss}
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	lvl, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (c *config) policy() sessiond.Policy {
+	return sessiond.Policy{
+		IdleTimeout:           c.IdleTimeout,
+		AbsoluteTimeout:       c.AbsoluteTimeout,
+		RememberMeIdleTimeout: c.RememberMeIdleTimeout,
+		RememberMeLifetime:    c.RememberMeLifetime,
+		TouchInterval:         c.TouchInterval,
+		MaxSessionsPerUser:    c.MaxSessionsPerUser,
+		MaxValueBytes:         c.MaxValueBytes,
+		MaxDataBytes:          c.MaxDataBytes,
+	}
+}
+
+func (c *config) accountConfig() account.Config {
+	threshold := c.LockoutThreshold
+	if threshold == 0 {
+		threshold = -1 // the flag's 0 means off
+	}
+	return account.Config{
+		PasswordMinLength:  c.PasswordMinLength,
+		LockoutThreshold:   threshold,
+		LockoutDuration:    c.LockoutDuration,
+		LockoutMaxDuration: c.LockoutMaxDuration,
+		ResetTokenTTL:      c.ResetTokenTTL,
+		HashParams: account.HashParams{
+			Memory:      uint32(c.Argon2Memory),
+			Time:        uint32(c.Argon2Time),
+			Parallelism: uint8(c.Argon2Parallelism),
+		},
+		HashConcurrency: c.HashConcurrency,
+	}
+}
+
+// backend is what the database flags open: the stores and how to close
+// and probe them.
+type backend struct {
+	sessions sessiond.Store
+	accounts account.Store
+	ping     func(context.Context) error
+	close    func() error
+}
+
+func openBackend(ctx context.Context, c *config) (*backend, error) {
+	path, err := c.databaseTarget()
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", c.Database, err)
+	}
+	return &backend{sessions: st, accounts: st, ping: st.Ping, close: st.Close}, nil
+}
+
+// app is a wired sessiond: stores, rules and the HTTP layer.
+type app struct {
+	cfg      *config
+	log      *slog.Logger
+	backend  *backend
+	sessions *sessiond.Manager
+	accounts *account.Service
+	server   *server.Server
+}
+
+func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string) string) (*app, error) {
+	b, err := openBackend(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: c, log: log, backend: b}
+	fail := func(err error) (*app, error) {
+		_ = b.close()
+		return nil, err
+	}
+	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy()); err != nil {
+		return fail(err)
+	}
+	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log)); err != nil {
+		return fail(err)
+	}
+	var notifier notify.Notifier = notify.Outbox{Dir: c.NotifyOutbox}
+	if c.NotifyWebhook != "" {
+		secret, err := c.webhookSecret(getenv)
+		if err != nil {
+			return fail(err)
+		}
+		notifier = notify.Webhook{URL: c.NotifyWebhook, Secret: secret}
+	}
+	proxies, _ := c.proxies()
+	loginRate := c.LoginRatePerIP
+	if loginRate == 0 {
+		loginRate = -1 // the flag's 0 means off
+	}
+	a.server, err = server.New(server.Config{
+		Cookie:              c.cookie(),
+		TrustedOrigins:      splitList(c.TrustedOrigins),
+		TrustedProxies:      proxies,
+		MaxBodyBytes:        c.MaxBodyBytes,
+		LoginRatePerIP:      loginRate,
+		ResetRatePerIP:      c.ResetRatePerIP,
+		ResetRatePerAccount: c.ResetRatePerAccount,
+		HSTS:                c.HSTS || c.TLSCert != "",
+		AdminKey:            c.adminKey,
+		PublicURL:           c.PublicURL,
+	}, server.Deps{
+		Sessions: a.sessions,
+		Accounts: a.accounts,
+		Notifier: notifier,
+		Ready:    b.ping,
+		Logger:   log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return a, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	c, _, err := loadConfig("sessiond serve", args, getenv, stderr)
+	if err != nil {
+		return usageErr(err)
+	}
+	log := c.logger(stderr)
+	a, err := newApp(ctx, c, log, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := a.backend.close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	var tlsCfg *tls.Config
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %v", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			TLSConfig:         tlsCfg,
+			ReadHeaderTimeout: c.ReadHeaderTimeout,
+			ReadTimeout:       c.ReadTimeout,
+			WriteTimeout:      c.WriteTimeout,
+			IdleTimeout:       c.IdleConnTimeout,
+			MaxHeaderBytes:    32 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	public, admin := newServer(a.server.Public()), newServer(a.server.Admin())
+	pubLn, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %v", err)
+	}
+	adminLn, err := net.Listen("tcp", c.AdminListen)
+	if err != nil {
+		pubLn.Close()
+		return fmt.Errorf("--admin-listen: %v", err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for _, p := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{public, pubLn}, {admin, adminLn}} {
+		wg.Go(func() {
+			var err error
+			if tlsCfg != nil {
+				err = p.srv.ServeTLS(p.ln, "", "")
+			} else {
+				err = p.srv.Serve(p.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		})
+	}
+	wg.Go(func() {
+		_ = a.sessions.RunSweeper(runCtx, c.SweepInterval, func(err error) { log.Error("sweeping expired sessions", "err", err) })
+	})
+	if c.adminKey == "" {
+		log.Warn("no admin key configured: the admin API refuses every call (set SESSIOND_ADMIN_KEY or --admin-key-file)")
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	log.Info("sessiond serving", "version", version, "public", scheme+"://"+pubLn.Addr().String(),
+		"admin", scheme+"://"+adminLn.Addr().String(), "database", redactURL(c.Database))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing in-flight requests", "timeout", c.ShutdownTimeout)
+	case serveErr = <-errc:
+		log.Error("listener failed", "err", serveErr)
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer done()
+	for _, srv := range []*http.Server{public, admin} {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+	}
+	a.server.Wait(shutdownCtx)
+	cancel()
+	wg.Wait()
+	log.Info("sessiond stopped")
+	return serveErr
+}
+
+// usageErr keeps flag parse errors (already printed) from being printed
+// twice.
+func usageErr(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if strings.HasPrefix(err.Error(), "flag provided but not defined") || strings.HasPrefix(err.Error(), "invalid value") || strings.HasPrefix(err.Error(), "invalid boolean") {
+		return errUsage
+	}
+	return fmt.Errorf("invalid configuration: %w", err)
+}
+
+var _ = time.Second

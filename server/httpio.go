@@ -1,0 +1,115 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// decode reads a JSON object body into v strictly: the right content type,
+// at most the configured size, no unknown fields, right types, one value.
+// With optional true an empty body leaves v as it is.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return errorf(http.StatusBadRequest, "invalid_json", "a JSON body is required")
+	}
+	if err := checkJSONType(r); err != nil {
+		return err
+	}
+	if !utf8.Valid(body) {
+		return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "invalid_json", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// readBody reads the whole body within the size limit (413 beyond it).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("the body is over %d bytes", s.cfg.MaxBodyBytes))
+	case err != nil:
+		return nil, errorf(http.StatusBadRequest, "invalid_body", "the body could not be read")
+	}
+	return body, nil
+}
+
+func checkJSONType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a 400 that names the problem
+// without echoing the input.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return errorf(http.StatusBadRequest, "invalid_json", "the body must be a JSON object")
+		}
+		return errorf(http.StatusBadRequest, "invalid_field", fmt.Sprintf("field %q has the wrong type", field))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errorf(http.StatusBadRequest, "unknown_field", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+}
+
+// writeJSON answers with v as JSON. Every API answer carries user or
+// session data or nothing worth caching, so none is cached.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":{"code":"internal_error","message":"internal error"}}`))
+		return
+	}
+	b = append(b, '\n')
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func noContent(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}

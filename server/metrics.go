@@ -1,0 +1,95 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are sessiond's Prometheus series, all prefixed sessiond_.
+type metrics struct {
+	reg           *prometheus.Registry
+	created       *prometheus.CounterVec // kind: user, anonymous
+	validated     prometheus.Counter
+	rejected      *prometheus.CounterVec // reason: malformed, unknown, expired, revoked, anonymous, unavailable
+	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
+	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
+	lockouts      prometheus.Counter
+	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
+	duration      *prometheus.HistogramVec
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		reg: reg,
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_created_total",
+			Help: "Sessions created, by kind (user or anonymous)."}, []string{"kind"}),
+		validated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_sessions_validated_total",
+			Help: "Successful session validations (who-am-I and admin validate)."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_rejected_total",
+			Help: "Tokens refused, by reason."}, []string{"reason"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_revoked_total",
+			Help: "Sessions ended, by reason."}, []string{"reason"}),
+		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_login_failures_total",
+			Help: "Failed sign-ins, by reason."}, []string{"reason"}),
+		lockouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_lockouts_total",
+			Help: "Accounts locked after too many failed sign-ins."}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_password_reset_requests_total",
+			Help: "Password-reset requests, by outcome."}, []string{"outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sessiond_http_request_duration_seconds",
+			Help:    "HTTP request latency by route and status code.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
+			[]string{"route", "code"}),
+	}
+	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.duration)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// statusWriter remembers the status code for the latency histogram.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument records the latency of one route.
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		s.metrics.duration.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(start).Seconds())
+	})
+}

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// common wraps a listener's handler: security headers on every answer,
+// JSON bodies for the mux's own 404 and 405, and a recover that turns a
+// panic into a 500 without details.
+func (s *Server) common(h http.Handler, mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+		if s.cfg.HSTS {
+			hd.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "route", r.Pattern, "panic", v)
+				s.writeError(w, r, errorf(http.StatusInternalServerError, "internal_error", "internal error"))
+			}
+		}()
+		if _, pattern := mux.Handler(r); pattern == "" {
+			// No route: the mux would answer 404 or 405 in plain text.
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mux.ServeHTTP(&jsonStatusWriter{ResponseWriter: w, s: s, r: r}, r)
+			})
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// jsonStatusWriter replaces the mux's plain-text 404/405 bodies with the
+// contract's JSON error, keeping its Allow header.
+type jsonStatusWriter struct {
+	http.ResponseWriter
+	s       *Server
+	r       *http.Request
+	wrote   bool
+	swallow bool
+}
+
+func (j *jsonStatusWriter) WriteHeader(code int) {
+	if j.wrote {
+		return
+	}
+	j.wrote = true
+	switch code {
+	case http.StatusNotFound:
+		j.swallow = true
+		j.ResponseWriter.Header().Del("Content-Type")
+		j.s.writeError(j.ResponseWriter, j.r, errNotFound)
+	case http.StatusMethodNotAllowed:
+		j.swallow = true
+		j.ResponseWriter.Header().Del("Content-Type")
+		j.s.writeError(j.ResponseWriter, j.r, errorf(code, "method_not_allowed", "method not allowed on this path"))
+	default:
+		j.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (j *jsonStatusWriter) Write(b []byte) (int, error) {
+	if !j.wrote {
+		j.WriteHeader(http.StatusOK)
+	}
+	if j.swallow {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+func (j *jsonStatusWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }
+
+// crossOrigin refuses cross-origin state changes (Sec-Fetch-Site or an
+// Origin that is neither ours nor trusted), the CSRF defence for cookie
+// authentication. Requests that authenticate with an Authorization header
+// are exempt: a browser never attaches one on its own, so no other site
+// can forge them.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
+	protected := s.cop.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		protected.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the address of the client: the peer, or, when the peer is a
+// trusted proxy, the right-most X-Forwarded-For entry that is not one.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := peerAddr(r)
+	if !s.trusted(peer) {
+		return peer.String()
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	var all []string
+	for _, h := range hops {
+		all = append(all, strings.Split(h, ",")...)
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
+		if err != nil {
+			break // a garbled hop: stop believing the chain
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.IPv4Unspecified()
+	}
+	return a.Unmap()
+}
+
+// limiterSet is a token bucket per key (an IP, an account), for counting
+// failures. Buckets that have refilled are dropped now and then, so memory
+// stays bounded by the keys active within one refill period.
+type limiterSet struct {
+	mu      sync.Mutex
+	every   rate.Limit
+	burst   int
+	buckets map[string]*rate.Limiter
+	swept   time.Time
+}
+
+func newLimiterSet(perSecond float64, burst int) *limiterSet {
+	return &limiterSet{every: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*rate.Limiter)}
+}
+
+// blocked reports whether key has no tokens left, and how long until it
+// has one.
+func (l *limiterSet) blocked(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return false, 0
+	}
+	if tokens := b.TokensAt(now); tokens < 1 {
+		return true, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
+	}
+	return false, 0
+}
+
+// take spends one token of key, and reports whether there was one.
+func (l *limiterSet) take(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.swept) > time.Minute {
+		l.sweep(now)
+	}
+	b := l.buckets[key]
+	if b == nil {
+		b = rate.NewLimiter(l.every, l.burst)
+		l.buckets[key] = b
+	}
+	return b.AllowN(now, 1)
+}
+
+func (l *limiterSet) sweep(now time.Time) {
+	l.swept = now
+	for k, b := range l.buckets {
+		if b.TokensAt(now) >= float64(l.burst) {
+			delete(l.buckets, k)
+		}
+	}
+}

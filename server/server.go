@@ -1,0 +1,275 @@
+// Package server is sessiond's HTTP layer: the public API, the admin API
+// and the operational endpoints of the contract in docs/http-api.md. It
+// decodes requests, calls the session Manager and the account Service, and
+// encodes answers; the rules live below it.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/notify"
+	"github.com/sessiond/sessiond/sessionhttp"
+)
+
+// Config is the HTTP layer's part of sessiond's configuration. Zero values
+// are the documented defaults.
+type Config struct {
+	// Cookie is the session cookie. Default __Host-session, Secure,
+	// HttpOnly, SameSite=Lax, Path=/.
+	Cookie sessionhttp.Cookie
+	// TrustedOrigins may make cookie-authenticated state changes besides
+	// the server's own origin ("https://app.example.com").
+	TrustedOrigins []string
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes caps request bodies. Default 64 KiB.
+	MaxBodyBytes int64
+	// LoginRatePerIP is how many failed logins per minute one client IP may
+	// make across accounts before 429. Default 60; negative switches the
+	// limit off.
+	LoginRatePerIP int
+	// ResetRatePerAccount and ResetRatePerIP cap password-reset requests
+	// per hour; requests over them are answered as usual but send nothing.
+	// Defaults 5 and 30.
+	ResetRatePerAccount int
+	ResetRatePerIP      int
+	// HSTS sends Strict-Transport-Security (when sessiond terminates TLS
+	// or sits behind a TLS proxy). Default false.
+	HSTS bool
+	// AdminKey is the admin API's bearer key. Empty: the admin API refuses
+	// every call.
+	AdminKey string
+	// PublicURL is the externally visible base URL, used for links in
+	// notifications ("https://login.example.com"). Optional.
+	PublicURL string
+}
+
+// Server serves sessiond's two listeners.
+type Server struct {
+	cfg      Config
+	sessions *sessiond.Manager
+	accounts *account.Service
+	notifier notify.Notifier
+	ready    func(context.Context) error
+	log      *slog.Logger
+	metrics  *metrics
+	cop      *http.CrossOriginProtection
+
+	loginLimiter *limiterSet
+	resetByIP    *limiterSet
+	resetByUser  *limiterSet
+	adminKeySum  [32]byte
+	background   chan struct{} // bounds notification goroutines
+}
+
+// Deps are the collaborators of a Server.
+type Deps struct {
+	Sessions *sessiond.Manager
+	Accounts *account.Service
+	// Notifier delivers reset tokens. Default notify.Discard.
+	Notifier notify.Notifier
+	// Ready reports whether the stores are reachable (for /readyz).
+	Ready func(context.Context) error
+	// Logger default slog.Default().
+	Logger *slog.Logger
+	// Registry receives the metrics. Default a new registry with the Go
+	// and process collectors.
+	Registry *prometheus.Registry
+}
+
+// New returns a Server. It starts no goroutines.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Sessions == nil || d.Accounts == nil {
+		return nil, errors.New("server: Sessions and Accounts are required")
+	}
+	cfg.Cookie = cfg.Cookie.WithDefaults()
+	if err := cfg.Cookie.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.LoginRatePerIP == 0 {
+		cfg.LoginRatePerIP = 60
+	}
+	if cfg.ResetRatePerAccount == 0 {
+		cfg.ResetRatePerAccount = 5
+	}
+	if cfg.ResetRatePerIP == 0 {
+		cfg.ResetRatePerIP = 30
+	}
+	s := &Server{
+		cfg:        cfg,
+		sessions:   d.Sessions,
+		accounts:   d.Accounts,
+		notifier:   d.Notifier,
+		ready:      d.Ready,
+		log:        d.Logger,
+		background: make(chan struct{}, 64),
+	}
+	if s.notifier == nil {
+		s.notifier = notify.Discard{}
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	reg := d.Registry
+	if reg == nil {
+		reg = newRegistry()
+	}
+	s.metrics = newMetrics(reg)
+	s.cop = http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := s.cop.AddTrustedOrigin(o); err != nil {
+			return nil, err
+		}
+	}
+	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "cross-origin request refused"))
+	}))
+	if cfg.LoginRatePerIP > 0 {
+		s.loginLimiter = newLimiterSet(float64(cfg.LoginRatePerIP)/60, cfg.LoginRatePerIP)
+	}
+	s.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
+	s.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)
+	s.adminKeySum = sha256.Sum256([]byte(cfg.AdminKey))
+	return s, nil
+}
+
+// route is one registered endpoint; the OpenAPI test reads these.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+func (s *Server) publicRoutes() []route {
+	return []route{
+		{"POST /v1/register", s.register},
+		{"POST /v1/login", s.login},
+		{"POST /v1/logout", s.logout},
+		{"GET /v1/session", s.whoami},
+		{"GET /v1/sessions", s.listSessions},
+		{"DELETE /v1/sessions/{id}", s.revokeSession},
+		{"POST /v1/sessions/revoke-others", s.revokeOthers},
+		{"GET /v1/profile", s.getProfile},
+		{"PATCH /v1/profile", s.patchProfile},
+		{"DELETE /v1/profile", s.deleteProfile},
+		{"POST /v1/password/change", s.changePassword},
+		{"POST /v1/password/reset", s.requestReset},
+		{"POST /v1/password/reset/confirm", s.confirmReset},
+		{"GET /v1/session/data", s.getData},
+		{"PUT /v1/session/data/{key}", s.putData},
+		{"DELETE /v1/session/data/{key}", s.deleteData},
+		{"GET /healthz", s.healthz},
+	}
+}
+
+func (s *Server) adminRoutes() []route {
+	return []route{
+		{"POST /admin/v1/sessions", s.adminCreateSession},
+		{"POST /admin/v1/sessions/validate", s.adminValidate},
+		{"DELETE /admin/v1/sessions/{id}", s.adminRevokeSession},
+		{"GET /admin/v1/users", s.adminFindUser},
+		{"POST /admin/v1/users", s.adminCreateUser},
+		{"GET /admin/v1/users/{id}", s.adminGetUser},
+		{"DELETE /admin/v1/users/{id}", s.adminDeleteUser},
+		{"GET /admin/v1/users/{id}/sessions", s.adminListSessions},
+		{"DELETE /admin/v1/users/{id}/sessions", s.adminRevokeUserSessions},
+		{"POST /admin/v1/users/{id}/password-reset", s.adminIssueReset},
+	}
+}
+
+// Routes lists every pattern the server serves, public then admin (the
+// operational endpoints included), for documentation checks.
+func (s *Server) Routes() (public, admin []string) {
+	for _, r := range s.publicRoutes() {
+		public = append(public, r.pattern)
+	}
+	for _, r := range s.adminRoutes() {
+		admin = append(admin, r.pattern)
+	}
+	admin = append(admin, "GET /healthz", "GET /readyz", "GET /metrics")
+	return public, admin
+}
+
+// Public returns the handler of the public listener.
+func (s *Server) Public() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.publicRoutes() {
+		mux.Handle(rt.pattern, s.instrument(rt.pattern, rt.handler))
+	}
+	return s.common(s.crossOrigin(mux), mux)
+}
+
+// Admin returns the handler of the admin listener.
+func (s *Server) Admin() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.adminRoutes() {
+		mux.Handle(rt.pattern, s.instrument(rt.pattern, s.requireAdmin(rt.handler)))
+	}
+	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
+	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return s.common(mux, mux)
+}
+
+// requireAdmin lets a request through only with the admin key. Both sides
+// are hashed before the constant-time comparison so that neither the key's
+// content nor its length leaks through timing.
+func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.AdminKey == "" {
+			s.writeError(w, r, errorf(http.StatusForbidden, "admin_disabled", "no admin key is configured"))
+			return
+		}
+		key, ok := sessionhttp.BearerToken(r.Header.Get("Authorization"))
+		sum := sha256.Sum256([]byte(key))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.adminKeySum[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond-admin"`)
+			s.writeError(w, r, errorf(http.StatusUnauthorized, "invalid_admin_key", "a valid admin key is required"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+			"error": map[string]string{"code": "unavailable", "message": "a backing store is unreachable"}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Wait blocks until background notification deliveries finish or ctx ends.
+func (s *Server) Wait(ctx context.Context) {
+	for range cap(s.background) {
+		select {
+		case s.background <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
