@@ -255,4 +255,3 @@ func TestBearerToken(t *testing.T) {
 		}
 	}
 }
-
