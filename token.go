@@ -29,10 +29,7 @@ const (
 	checksumChars = 6  // base64.RawURLEncoding.EncodedLen(4)
 )
 
-var (
-	b64       = base64.RawURLEncoding
-	b64Strict = base64.RawURLEncoding.Strict()
-)
+var b64 = base64.RawURLEncoding
 
 // TokenLen is the length of a session token's text.
 const TokenLen = len(TokenPrefix) + secretChars + checksumChars
@@ -90,11 +87,31 @@ func CheckSecret(text, prefix string) bool {
 	if b64Value(body[secretChars-1])&0x3 != 0 {
 		return false
 	}
-	var sum [4]byte
-	if n, err := b64Strict.Decode(sum[:], []byte(text[len(prefix)+secretChars:])); err != nil || n != 4 {
+	// Decode the 6-character checksum by hand: 36 bits, of which the last 4
+	// must be zero. (The standard decoder would make the string escape.)
+	var sum uint64
+	for i := len(prefix) + secretChars; i < len(text); i++ {
+		if !isB64URL(text[i]) {
+			return false
+		}
+		sum = sum<<6 | uint64(b64Value(text[i]))
+	}
+	if sum&0xf != 0 {
 		return false
 	}
-	return binary.BigEndian.Uint32(sum[:]) == crc32.ChecksumIEEE([]byte(text[:len(prefix)+secretChars]))
+	return uint32(sum>>4) == crcString(text[:len(prefix)+secretChars])
+}
+
+var crcTable = crc32.MakeTable(crc32.IEEE)
+
+// crcString is crc32.ChecksumIEEE over a string, without the conversion
+// to []byte that would allocate.
+func crcString(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crcTable[byte(crc)^s[i]] ^ crc>>8
+	}
+	return ^crc
 }
 
 // ParseToken checks that text is a well-formed session token.
