@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # The test command of the README: every test of the module with the race
-# detector. It starts the services the backend tests need when they are
-# down (PostgreSQL, Redis) and installs the browser for the page tests.
+# detector. It first makes sure the services the backend tests need are up
+# (PostgreSQL, Redis, a three-node Redis Cluster), then runs go test, then
+# stops the cluster it started. Extra arguments go to go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec go test -race -count=1 -timeout 20m "$@" ./...
+
+./scripts/services.sh
+
+cleanup() { :; }
+if [ -x scripts/redis-cluster.sh ] && [ -z "${SESSIOND_TEST_REDIS_CLUSTER:-}" ]; then
+  cluster_env=$(mktemp)
+  ./scripts/redis-cluster.sh start >"$cluster_env"
+  export SESSIOND_TEST_REDIS_CLUSTER
+  SESSIOND_TEST_REDIS_CLUSTER=$(sed -n 's/^SESSIOND_TEST_REDIS_CLUSTER=//p' "$cluster_env" | tail -n1)
+  cleanup() { ./scripts/redis-cluster.sh stop >/dev/null 2>&1 || true; rm -f "$cluster_env"; }
+fi
+trap cleanup EXIT
+
+go test -race -count=1 -timeout 30m "$@" ./...
