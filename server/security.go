@@ -11,10 +11,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// common wraps a listener's handler: security headers on every answer,
-// JSON bodies for the mux's own 404 and 405, and a recover that turns a
-// panic into a 500 without details.
-func (s *Server) common(h http.Handler, mux *http.ServeMux) http.Handler {
+// common wraps a listener's handler: security headers on every answer and
+// a recover that turns a panic into a 500 without details.
+func (s *Server) common(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd.Set("X-Content-Type-Options", "nosniff")
@@ -34,56 +33,36 @@ func (s *Server) common(h http.Handler, mux *http.ServeMux) http.Handler {
 				s.writeError(w, r, errorf(http.StatusInternalServerError, "internal_error", "internal error"))
 			}
 		}()
-		if _, pattern := mux.Handler(r); pattern == "" {
-			// No route: the mux would answer 404 or 405 in plain text.
-			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mux.ServeHTTP(&jsonStatusWriter{ResponseWriter: w, s: s, r: r}, r)
-			})
-		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// jsonStatusWriter replaces the mux's plain-text 404/405 bodies with the
-// contract's JSON error, keeping its Allow header.
-type jsonStatusWriter struct {
-	http.ResponseWriter
-	s       *Server
-	r       *http.Request
-	wrote   bool
-	swallow bool
-}
-
-func (j *jsonStatusWriter) WriteHeader(code int) {
-	if j.wrote {
-		return
-	}
-	j.wrote = true
-	switch code {
-	case http.StatusNotFound:
-		j.swallow = true
-		j.ResponseWriter.Header().Del("Content-Type")
-		j.s.writeError(j.ResponseWriter, j.r, errNotFound)
-	case http.StatusMethodNotAllowed:
-		j.swallow = true
-		j.ResponseWriter.Header().Del("Content-Type")
-		j.s.writeError(j.ResponseWriter, j.r, errorf(code, "method_not_allowed", "method not allowed on this path"))
-	default:
-		j.ResponseWriter.WriteHeader(code)
+// notFound is registered as "/" on each mux: it answers what the mux would
+// answer for an unknown route, 404 or 405 with Allow, but as the contract's
+// JSON error. It runs only for requests no route matched, so the probing
+// below costs nothing on the routes themselves.
+func (s *Server) notFound(mux *http.ServeMux) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+				if m == http.MethodGet {
+					allow = append(allow, http.MethodHead)
+				}
+			}
+		}
+		if len(allow) == 0 {
+			s.writeError(w, r, errNotFound)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path"))
 	}
 }
-
-func (j *jsonStatusWriter) Write(b []byte) (int, error) {
-	if !j.wrote {
-		j.WriteHeader(http.StatusOK)
-	}
-	if j.swallow {
-		return len(b), nil
-	}
-	return j.ResponseWriter.Write(b)
-}
-
-func (j *jsonStatusWriter) Unwrap() http.ResponseWriter { return j.ResponseWriter }
 
 // crossOrigin refuses cross-origin state changes (Sec-Fetch-Site or an
 // Origin that is neither ours nor trusted), the CSRF defence for cookie

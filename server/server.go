@@ -212,7 +212,8 @@ func (s *Server) Public() http.Handler {
 	for _, rt := range s.publicRoutes() {
 		mux.Handle(rt.pattern, s.instrument(rt.pattern, rt.handler))
 	}
-	return s.common(s.crossOrigin(mux), mux)
+	mux.Handle("/", s.notFound(mux))
+	return s.common(s.crossOrigin(mux))
 }
 
 // Admin returns the handler of the admin listener.
@@ -224,7 +225,8 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return s.common(mux, mux)
+	mux.Handle("/", s.notFound(mux))
+	return s.common(mux)
 }
 
 // requireAdmin lets a request through only with the admin key. Both sides
