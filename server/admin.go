@@ -153,6 +153,10 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if _, err := s.accounts.User(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	n, err := s.sessions.RevokeUser(r.Context(), id, "", sessiond.ReasonAdmin)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -23,9 +23,13 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 }
 
+// newRegistry returns a registry with the Go runtime and process
+// collectors, renamed into the sessiond_ namespace (sessiond_go_goroutines,
+// sessiond_process_resident_memory_bytes) so every series has the prefix.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prometheus.WrapRegistererWithPrefix("sessiond_", reg).MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
 

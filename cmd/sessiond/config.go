@@ -345,6 +345,9 @@ func (c *config) validate() error {
 	if _, err := c.databaseTarget(); err != nil {
 		return err
 	}
+	if c.SessionStore != "" && c.SessionStore != c.Database {
+		return fmt.Errorf("--session-store %q: a separate session store is not available in this build; sessions live in --database", redactURL(c.SessionStore))
+	}
 	if err := c.cookie().Validate(); err != nil {
 		return fmt.Errorf("--cookie-*: %v", err)
 	}
