@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
@@ -503,6 +504,10 @@ func (s *Server) putData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var value bytes.Buffer
+	if !utf8.Valid(body) {
+		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8"))
+		return
+	}
 	if err := json.Compact(&value, body); err != nil || !json.Valid(body) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_json", "the body must be one JSON value"))
 		return
