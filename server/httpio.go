@@ -32,6 +32,11 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 	if !utf8.Valid(body) {
 		return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
 	}
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		// Decoding null into a struct is a no-op, which would make it an
+		// empty request (a sign-in with no password, say).
+		return errorf(http.StatusBadRequest, "invalid_json", "the body must be a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
