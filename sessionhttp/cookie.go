@@ -93,13 +93,36 @@ func (c Cookie) Set(w http.ResponseWriter, token string, s *sessiond.Session, no
 	if s.RememberMe {
 		ck.MaxAge = max(1, int(s.AbsoluteExpiresAt.Sub(now)/time.Second))
 	}
-	http.SetCookie(w, ck)
+	replaceCookie(w, ck)
 }
 
 // Clear writes a cookie that makes the browser drop the session cookie.
 func (c Cookie) Clear(w http.ResponseWriter) {
 	ck := c.WithDefaults().base()
 	ck.MaxAge = -1 // net/http writes Max-Age=0
+	replaceCookie(w, ck)
+}
+
+// replaceCookie sets ck, dropping a Set-Cookie for the same cookie that
+// the response already carries (a handler that first clears a stale
+// session cookie and then starts a new session): RFC 6265 asks for at most
+// one Set-Cookie per cookie in a response, and the last one is the truth.
+func replaceCookie(w http.ResponseWriter, ck *http.Cookie) {
+	h := w.Header()
+	if lines := h.Values("Set-Cookie"); len(lines) > 0 {
+		kept := make([]string, 0, len(lines))
+		for _, line := range lines {
+			if old, err := http.ParseSetCookie(line); err == nil &&
+				old.Name == ck.Name && old.Path == ck.Path && strings.EqualFold(old.Domain, ck.Domain) {
+				continue
+			}
+			kept = append(kept, line)
+		}
+		h.Del("Set-Cookie")
+		for _, line := range kept {
+			h.Add("Set-Cookie", line)
+		}
+	}
 	http.SetCookie(w, ck)
 }
 
