@@ -60,7 +60,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 }
 
 func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	// The handler's own error counter goes into the registry too, in the
+	// sessiond_ namespace like every other series.
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: prometheus.WrapRegistererWithPrefix("sessiond_", m.reg)})
 }
 
 // statusWriter remembers the status code for the latency histogram.
