@@ -161,6 +161,7 @@ type Service struct {
 	now    func() time.Time
 	rand   io.Reader
 	log    *slog.Logger
+	onLock func(ctx context.Context, userID string, until time.Time)
 
 	// Average time of the store work that only known users cause, waited
 	// out for unknown ones; see pad.
@@ -182,6 +183,14 @@ func WithRand(r io.Reader) Option { return func(s *Service) { s.rand = r } }
 // (a failed hash upgrade at sign-in). Default: nowhere. It never logs a
 // password, hash or token.
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// WithLockObserver sets a func that is told each time failed password
+// checks lock an account (once per lock, when it starts), with the user and
+// the end of the lock; for an audit trail. It runs in the request that
+// caused the lock, with its ctx, and must return quickly. Default: none.
+func WithLockObserver(fn func(ctx context.Context, userID string, until time.Time)) Option {
+	return func(s *Service) { s.onLock = fn }
+}
 
 // NewService returns a Service over store with cfg (zero fields take their
 // defaults). It returns ErrInvalidConfig for a field out of range.
@@ -360,10 +369,10 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password string) e
 	if s.lockoutOn() {
 		now := s.Now()
 		start := time.Now()
-		var lockedUntil time.Time
+		var lockedUntil, newLock time.Time
 		_, err := s.store.UpdateLockout(ctx, u.ID, func(l Lockout) Lockout {
 			// Retry-safe: the outcome depends on l alone.
-			lockedUntil = time.Time{}
+			lockedUntil, newLock = time.Time{}, time.Time{}
 			switch {
 			case now.Before(l.LockedUntil):
 				lockedUntil = l.LockedUntil
@@ -376,11 +385,15 @@ func (s *Service) checkPassword(ctx context.Context, u *User, password string) e
 				l.Locks++
 				l.Failures = 0
 				l.LockedUntil = now.Add(s.cfg.lockDuration(l.Locks))
+				newLock = l.LockedUntil
 			}
 			return l
 		})
 		if err != nil {
 			return err
+		}
+		if !newLock.IsZero() && s.onLock != nil {
+			s.onLock(ctx, u.ID, newLock)
 		}
 		if !ok {
 			s.lockoutCost.observe(time.Since(start))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
 )
 
 func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +85,12 @@ func (s *Server) adminValidate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
+	// The session's user, for the audit trail; a session that is not
+	// active fails the Revoke below just the same.
+	var userID string
+	if sess, err := s.sessions.Get(r.Context(), r.PathValue("id"), ""); err == nil {
+		userID = sess.UserID
+	}
 	if err := s.sessions.Revoke(r.Context(), r.PathValue("id"), sessiond.ReasonAdmin); err != nil {
 		if errors.Is(err, sessiond.ErrNotFound) {
 			err = errNotFound
@@ -93,6 +100,7 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Inc()
 	s.log.InfoContext(r.Context(), "session revoked by admin", "session_id", r.PathValue("id"))
+	s.audit.Record(r.Context(), userID, audit.SessionRevokedByAdmin, r.PathValue("id"), nil)
 	noContent(w)
 }
 
@@ -164,6 +172,7 @@ func (s *Server) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request)
 	}
 	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Add(float64(n))
 	s.log.InfoContext(r.Context(), "user's sessions revoked by admin", "user_id", id, "revoked", n)
+	s.audit.Record(r.Context(), id, audit.SessionsRevokedByAdmin, "", map[string]any{"sessions_ended": n})
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 

@@ -39,7 +39,11 @@ func errorFor(err error) *apiError {
 		return ae
 	}
 	var locked *account.LockedError
+	var limited *RateLimitedError
 	switch {
+	case errors.As(err, &limited):
+		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
+			message: "too many failed sign-ins from this address; try again later", retryAfter: limited.RetryAfter}
 	case errors.As(err, &locked):
 		return &apiError{status: http.StatusTooManyRequests, code: "account_locked",
 			message: "too many failed sign-in attempts; try again later", retryAfter: locked.RetryAfter(time.Now())}

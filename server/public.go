@@ -72,22 +72,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ip := s.clientIP(r)
-	if s.loginLimiter != nil {
-		if blocked, wait := s.loginLimiter.blocked(ipKey(ip), time.Now()); blocked {
-			s.metrics.loginFailures.WithLabelValues("rate_limited").Inc()
-			s.writeError(w, r, &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
-				message: "too many failed sign-ins from this address; try again later", retryAfter: wait})
-			return
-		}
-	}
-	u, err := s.accounts.Authenticate(r.Context(), req.Email, req.Password)
+	sess, tok, u, err := s.signIn(r, req.Email, req.Password, req.RememberMe)
 	if err != nil {
-		s.loginFailed(r, ip, err)
 		s.writeError(w, r, err)
 		return
 	}
-	s.startSession(w, r, u, req.RememberMe, transport, http.StatusOK)
+	s.answerSession(w, r, sess, tok, u, transport, http.StatusOK)
 }
 
 // loginFailed counts a failed sign-in against the client's address.
@@ -106,20 +96,8 @@ func (s *Server) loginFailed(r *http.Request, ip string, err error) {
 	}
 }
 
-// startSession creates a session for u, replacing the one the request
-// carries (fixation defence; an anonymous session's data moves over), and
-// answers with it through the chosen transport.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u *account.User, rememberMe bool, transport string, status int) {
-	old, _ := s.requestToken(r)
-	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
-		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
-	})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.metrics.created.WithLabelValues("user").Inc()
-	s.log.InfoContext(r.Context(), "session created", "user_id", u.ID, "session_id", sess.ID, "remember_me", rememberMe)
+// answerSession answers with a new session through the chosen transport.
+func (s *Server) answerSession(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, tok string, u *account.User, transport string, status int) {
 	body := map[string]any{"session": viewSession(sess, true), "user": viewUser(u)}
 	if transport == transportToken {
 		body["token"] = tok
@@ -146,33 +124,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Cookie.Clear(w)
 	tok, _ := s.requestToken(r)
-	if tok == "" {
-		noContent(w)
-		return
-	}
-	sess, err := s.sessions.Peek(r.Context(), tok)
-	if err != nil {
-		if sessiond.IsRejection(err) {
-			noContent(w)
-			return
-		}
+	if err := s.signOut(r, tok, req.Scope == "all"); err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	if req.Scope == "all" && !sess.Anonymous() {
-		n, err := s.sessions.RevokeUser(r.Context(), sess.UserID, "", sessiond.ReasonLogoutAll)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		s.metrics.revoked.WithLabelValues(sessiond.ReasonLogoutAll).Add(float64(n))
-		s.log.InfoContext(r.Context(), "signed out everywhere", "user_id", sess.UserID, "revoked", n)
-	} else {
-		if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
-			s.writeError(w, r, err)
-			return
-		}
-		s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
 	}
 	noContent(w)
 }
@@ -208,21 +162,10 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	// Another user's session, or none: the same 404.
-	if _, err := s.sessions.Get(r.Context(), id, c.session.UserID); err != nil {
-		if sessiond.IsRejection(err) {
-			err = errNotFound
-		}
+	if err := s.revokeOwn(r, c.session.UserID, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.sessions.Revoke(r.Context(), id, sessiond.ReasonLogout); err != nil {
-		if errors.Is(err, sessiond.ErrNotFound) {
-			err = errNotFound
-		}
-		s.writeError(w, r, err)
-		return
-	}
-	s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
 	if id == c.session.ID && c.fromCookie {
 		s.cfg.Cookie.Clear(w)
 	}
@@ -235,12 +178,11 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	n, err := s.sessions.RevokeUser(r.Context(), c.session.UserID, c.session.ID, sessiond.ReasonLogoutAll)
+	n, err := s.revokeOtherSessions(r, c.session)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.metrics.revoked.WithLabelValues(sessiond.ReasonLogoutAll).Add(float64(n))
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 
@@ -291,13 +233,11 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.accounts.Delete(r.Context(), c.session.UserID, req.Password); err != nil {
+	if err := s.deleteAccount(r, c.session.UserID, req.Password); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.endAllSessions(r, c.session.UserID, "", sessiond.ReasonUserDeleted)
 	s.cfg.Cookie.Clear(w)
-	s.log.InfoContext(r.Context(), "user deleted", "user_id", c.session.UserID)
 	noContent(w)
 }
 
@@ -328,24 +268,13 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := s.accounts.ChangePassword(r.Context(), c.session.UserID, req.CurrentPassword, req.NewPassword); err != nil {
-		s.loginFailed(r, s.clientIP(r), err)
-		s.writeError(w, r, err)
-		return
-	}
 	// Force Logout: every other session ends, this one survives with a
 	// new token.
-	n, err := s.endAllSessions(r, c.session.UserID, c.session.ID, sessiond.ReasonForceLogout)
+	sess, tok, n, err := s.changeOwnPassword(r, c, req.CurrentPassword, req.NewPassword)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, err := s.sessions.Rotate(r.Context(), c.token)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.log.InfoContext(r.Context(), "password changed", "user_id", c.session.UserID, "revoked", n)
 	body := map[string]any{"revoked": n}
 	if c.fromCookie {
 		s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
@@ -363,32 +292,10 @@ func (s *Server) requestReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	email, err := account.NormalizeEmail(req.Email)
-	if err != nil {
+	if err := s.startReset(r, req.Email); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	now := time.Now()
-	if !s.resetByIP.take(ipKey(s.clientIP(r)), now) || !s.resetByUser.take(email, now) {
-		s.metrics.resets.WithLabelValues("limited").Inc()
-		w.WriteHeader(http.StatusAccepted)
-		return
-	}
-	// The lookup and the delivery run after the answer, so known and
-	// unknown emails answer alike and in the same time.
-	s.goBackground(r.Context(), func(ctx context.Context) {
-		tok, u, expires, err := s.accounts.RequestReset(ctx, email)
-		switch {
-		case err != nil:
-			s.metrics.resets.WithLabelValues("failed").Inc()
-			s.log.ErrorContext(ctx, "password reset failed", "err", err)
-			return
-		case u == nil:
-			s.metrics.resets.WithLabelValues("unknown").Inc()
-			return
-		}
-		s.sendReset(ctx, u, tok, expires)
-	})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -442,17 +349,12 @@ func (s *Server) confirmReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.accounts.ConfirmReset(r.Context(), req.Token, req.NewPassword)
+	sess, tok, u, err := s.resetPassword(r, req.Token, req.NewPassword, req.RememberMe)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := s.endAllSessions(r, u.ID, "", sessiond.ReasonForceLogout); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.log.InfoContext(r.Context(), "password reset", "user_id", u.ID)
-	s.startSession(w, r, u, req.RememberMe, transport, http.StatusOK)
+	s.answerSession(w, r, sess, tok, u, transport, http.StatusOK)
 }
 
 // optionalSession is the request's active session, anonymous or not, or

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/sessionhttp"
 )
@@ -65,6 +66,8 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
+	audit    *audit.Recorder // audit.go
+	pages    Pages           // pages.go
 
 	loginLimiter *limiterSet
 	resetByIP    *limiterSet
@@ -86,6 +89,10 @@ type Deps struct {
 	// Registry receives the metrics. Default a new registry with the Go
 	// and process collectors.
 	Registry *prometheus.Registry
+	// Audit keeps the security-event trail (sign-ins, sign-outs, password
+	// changes, revocations) and serves the admin API's events route.
+	// Default nil: no trail is kept.
+	Audit audit.Store
 }
 
 // New returns a Server. It starts no goroutines.
@@ -132,6 +139,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		reg = newRegistry()
 	}
 	s.metrics = newMetrics(reg)
+	s.audit = &audit.Recorder{Store: d.Audit, Log: s.log, Now: s.sessions.Now}
 	s.cop = http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
 		if err := s.cop.AddTrustedOrigin(o); err != nil {
@@ -190,6 +198,7 @@ func (s *Server) adminRoutes() []route {
 		{"GET /admin/v1/users/{id}/sessions", s.adminListSessions},
 		{"DELETE /admin/v1/users/{id}/sessions", s.adminRevokeUserSessions},
 		{"POST /admin/v1/users/{id}/password-reset", s.adminIssueReset},
+		{"GET /admin/v1/users/{id}/events", s.adminListEvents},
 	}
 }
 
@@ -212,6 +221,7 @@ func (s *Server) Public() http.Handler {
 	for _, rt := range s.publicRoutes() {
 		mux.Handle(rt.pattern, s.instrument(rt.pattern, rt.handler))
 	}
+	s.mountPages(mux)
 	mux.Handle("/", s.notFound(mux))
 	return s.common(s.crossOrigin(mux))
 }

@@ -32,6 +32,7 @@ type config struct {
 	TouchInterval         time.Duration
 	MaxSessionsPerUser    int
 	SweepInterval         time.Duration
+	AuditRetention        time.Duration
 	MaxValueBytes         int
 	MaxDataBytes          int
 
@@ -93,6 +94,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TouchInterval, "touch-interval", 0, "least time between two last-seen writes of a session (0: a tenth of the idle timeout, at most 1m)")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 0, "beyond it the least recently used session ends (0: no limit)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired sessions are deleted")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 2160*time.Hour, "how long security events (the audit trail) are kept (0: forever)")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 16<<10, "largest session data value")
 	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", 64<<10, "largest session data, keys and values together")
 
@@ -302,6 +304,8 @@ func (c *config) validate() error {
 	switch {
 	case c.TouchInterval < 0:
 		return errors.New("--touch-interval must not be negative")
+	case c.AuditRetention < 0:
+		return errors.New("--audit-retention must not be negative (0 keeps events forever)")
 	case c.MaxSessionsPerUser < 0:
 		return errors.New("--max-sessions-per-user must not be negative")
 	case c.LockoutThreshold < 0:

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/sessionhttp"
@@ -94,6 +95,7 @@ func (c *config) accountConfig() account.Config {
 type backend struct {
 	sessions sessiond.Store
 	accounts account.Store
+	audit    audit.Store // nil: no audit trail
 	ping     func(context.Context) error
 	close    func() error
 }
@@ -107,7 +109,7 @@ func openBackend(ctx context.Context, c *config) (*backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", c.Database, err)
 	}
-	return &backend{sessions: st, accounts: st, ping: st.Ping, close: st.Close}, nil
+	return &backend{sessions: st, accounts: st, audit: st.Audit(), ping: st.Ping, close: st.Close}, nil
 }
 
 // app is a wired sessiond: stores, rules and the HTTP layer.
@@ -133,7 +135,8 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy()); err != nil {
 		return fail(err)
 	}
-	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log)); err != nil {
+	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log),
+		account.WithLockObserver(a.auditRecorder().LockObserver())); err != nil {
 		return fail(err)
 	}
 	var notifier notify.Notifier = notify.Outbox{Dir: c.NotifyOutbox}
@@ -166,6 +169,7 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		Notifier: notifier,
 		Ready:    b.ping,
 		Logger:   log,
+		Audit:    b.audit,
 	})
 	if err != nil {
 		return fail(err)
@@ -240,6 +244,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			}
 		})
 	}
+	a.runAuditRetention(runCtx, &wg)
 	wg.Go(func() {
 		_ = a.sessions.RunSweeper(runCtx, c.SweepInterval, func(err error) { log.Error("sweeping expired sessions", "err", err) })
 	})

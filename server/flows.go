@@ -1,0 +1,341 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/sessionhttp"
+)
+
+// The flows below are the steps of the public API without the JSON: the
+// API handlers decode a request, run a flow and encode its result, and the
+// browser pages (package web) run the same flows from their forms, so a
+// sign-in through a page meets the same rules (per-address limit, lockout,
+// fixation defence, audit trail) as one through the API.
+
+// RateLimitedError is the error of a sign-in refused because the client's
+// address made too many failed sign-ins.
+type RateLimitedError struct {
+	// RetryAfter is how long until the next attempt is allowed.
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("server: too many failed sign-ins from this address; retry after %v", e.RetryAfter)
+}
+
+// signIn checks a sign-in's password, under the per-address limit and the
+// account lockout, and starts the session. The caller delivers the token.
+func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool) (*sessiond.Session, string, *account.User, error) {
+	ip := s.clientIP(r)
+	if s.loginLimiter != nil {
+		if blocked, wait := s.loginLimiter.blocked(ipKey(ip), time.Now()); blocked {
+			s.metrics.loginFailures.WithLabelValues("rate_limited").Inc()
+			return nil, "", nil, &RateLimitedError{RetryAfter: wait}
+		}
+	}
+	u, err := s.accounts.Authenticate(s.auditContext(r), email, password)
+	if err != nil {
+		s.loginFailed(r, ip, err)
+		return nil, "", nil, err
+	}
+	sess, tok, err := s.createSession(r, u, rememberMe)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return sess, tok, u, nil
+}
+
+// createSession starts a session for u, replacing the one the request
+// carries (fixation defence; an anonymous session's data moves over), and
+// records the sign-in.
+func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool) (*sessiond.Session, string, error) {
+	old, _ := s.requestToken(r)
+	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
+		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	s.metrics.created.WithLabelValues("user").Inc()
+	s.log.InfoContext(r.Context(), "session created", "user_id", u.ID, "session_id", sess.ID, "remember_me", rememberMe)
+	s.audit.SignedIn(s.auditContext(r), u.ID, sess.ID)
+	return sess, tok, nil
+}
+
+// signOut ends the session of tok, or with all every session of its user.
+// A token that signs no one in is not an error: there is nothing to end.
+func (s *Server) signOut(r *http.Request, tok string, all bool) error {
+	if tok == "" {
+		return nil
+	}
+	sess, err := s.sessions.Peek(r.Context(), tok)
+	if err != nil {
+		if sessiond.IsRejection(err) {
+			return nil
+		}
+		return err
+	}
+	ctx := s.auditContext(r)
+	if all && !sess.Anonymous() {
+		n, err := s.sessions.RevokeUser(r.Context(), sess.UserID, "", sessiond.ReasonLogoutAll)
+		if err != nil {
+			return err
+		}
+		s.metrics.revoked.WithLabelValues(sessiond.ReasonLogoutAll).Add(float64(n))
+		s.log.InfoContext(r.Context(), "signed out everywhere", "user_id", sess.UserID, "revoked", n)
+		s.audit.Record(ctx, sess.UserID, audit.SignedOutEverywhere, sess.ID, map[string]any{"sessions_ended": n})
+		return nil
+	}
+	if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
+		return err
+	}
+	s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
+	s.audit.Record(ctx, sess.UserID, audit.SignedOut, sess.ID, nil)
+	return nil
+}
+
+// revokeOwn ends the session id of userID from the session list; another
+// user's session, or none, is errNotFound.
+func (s *Server) revokeOwn(r *http.Request, userID, id string) error {
+	if _, err := s.sessions.Get(r.Context(), id, userID); err != nil {
+		if sessiond.IsRejection(err) {
+			err = errNotFound
+		}
+		return err
+	}
+	if err := s.sessions.Revoke(r.Context(), id, sessiond.ReasonLogout); err != nil {
+		if errors.Is(err, sessiond.ErrNotFound) {
+			err = errNotFound
+		}
+		return err
+	}
+	s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
+	s.audit.Record(s.auditContext(r), userID, audit.SessionRevoked, id, nil)
+	return nil
+}
+
+// revokeOtherSessions ends every session of the user of sess but sess.
+func (s *Server) revokeOtherSessions(r *http.Request, sess *sessiond.Session) (int, error) {
+	n, err := s.sessions.RevokeUser(r.Context(), sess.UserID, sess.ID, sessiond.ReasonLogoutAll)
+	if err != nil {
+		return 0, err
+	}
+	s.metrics.revoked.WithLabelValues(sessiond.ReasonLogoutAll).Add(float64(n))
+	s.audit.Record(s.auditContext(r), sess.UserID, audit.SignedOutEverywhere, sess.ID,
+		map[string]any{"sessions_ended": n, "except_current": true})
+	return n, nil
+}
+
+// changeOwnPassword sets a new password after checking the current one, ends
+// every other session of the user (Force Logout) and gives the caller's
+// session a new token, which the caller delivers.
+func (s *Server) changeOwnPassword(r *http.Request, c *caller, current, newPassword string) (*sessiond.Session, string, int, error) {
+	userID := c.session.UserID
+	if _, err := s.accounts.ChangePassword(s.auditContext(r), userID, current, newPassword); err != nil {
+		s.loginFailed(r, s.clientIP(r), err)
+		return nil, "", 0, err
+	}
+	n, err := s.endAllSessions(r, userID, c.session.ID, sessiond.ReasonForceLogout)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	sess, tok, err := s.sessions.Rotate(r.Context(), c.token)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	s.log.InfoContext(r.Context(), "password changed", "user_id", userID, "revoked", n)
+	s.audit.Record(s.auditContext(r), userID, audit.PasswordChanged, sess.ID, map[string]any{"sessions_ended": n})
+	return sess, tok, n, nil
+}
+
+// startReset starts a password reset for email under the per-address and
+// per-account limits. Known and unknown emails answer alike: the lookup
+// and the delivery run after the answer.
+func (s *Server) startReset(r *http.Request, email string) error {
+	email, err := account.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if !s.resetByIP.take(ipKey(s.clientIP(r)), now) || !s.resetByUser.take(email, now) {
+		s.metrics.resets.WithLabelValues("limited").Inc()
+		return nil
+	}
+	s.goBackground(r.Context(), func(ctx context.Context) {
+		tok, u, expires, err := s.accounts.RequestReset(ctx, email)
+		switch {
+		case err != nil:
+			s.metrics.resets.WithLabelValues("failed").Inc()
+			s.log.ErrorContext(ctx, "password reset failed", "err", err)
+			return
+		case u == nil:
+			s.metrics.resets.WithLabelValues("unknown").Inc()
+			return
+		}
+		s.sendReset(ctx, u, tok, expires)
+	})
+	return nil
+}
+
+// resetPassword sets a new password with a reset token, ends every session
+// of the user and starts a new one for the caller, who delivers its token.
+func (s *Server) resetPassword(r *http.Request, token, newPassword string, rememberMe bool) (*sessiond.Session, string, *account.User, error) {
+	u, err := s.accounts.ConfirmReset(r.Context(), token, newPassword)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	n, err := s.endAllSessions(r, u.ID, "", sessiond.ReasonForceLogout)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s.log.InfoContext(r.Context(), "password reset", "user_id", u.ID)
+	s.audit.Record(s.auditContext(r), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
+	sess, tok, err := s.createSession(r, u, rememberMe)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return sess, tok, u, nil
+}
+
+// deleteAccount deletes the account userID after checking its password and
+// ends its sessions.
+func (s *Server) deleteAccount(r *http.Request, userID, password string) error {
+	if err := s.accounts.Delete(s.auditContext(r), userID, password); err != nil {
+		return err
+	}
+	s.endAllSessions(r, userID, "", sessiond.ReasonUserDeleted)
+	s.log.InfoContext(r.Context(), "user deleted", "user_id", userID)
+	return nil
+}
+
+// auditContext is r's context carrying the client for the audit trail.
+func (s *Server) auditContext(r *http.Request) context.Context {
+	if !s.audit.Enabled() {
+		return r.Context()
+	}
+	if c := audit.ClientFrom(r.Context()); c.IP != "" {
+		return r.Context()
+	}
+	return audit.WithClient(r.Context(), audit.NewClient(s.clientIP(r), r.UserAgent()))
+}
+
+// The exported flows, for the browser pages. Each one that starts a
+// session or gives one a new token sets the session cookie on w; each one
+// that ends the request's session clears it.
+
+// Sessions returns the session Manager.
+func (s *Server) Sessions() *sessiond.Manager { return s.sessions }
+
+// Accounts returns the account Service.
+func (s *Server) Accounts() *account.Service { return s.accounts }
+
+// AuditStore returns the audit trail, nil when none is configured.
+func (s *Server) AuditStore() audit.Store { return s.audit.Store }
+
+// Cookie returns the session cookie settings, defaults filled in.
+func (s *Server) Cookie() sessionhttp.Cookie { return s.cfg.Cookie }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// ClientIP returns the client address of r, believing X-Forwarded-For only
+// from the trusted proxies.
+func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
+
+// SignIn signs a user in with email and password, as POST /v1/login does:
+// the per-address limit (*RateLimitedError), lockout (*account.LockedError),
+// ErrInvalidCredentials, and on success a new session that replaces the
+// request's own, carrying an anonymous session's data.
+func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, email, password string, rememberMe bool) (*sessiond.Session, *account.User, error) {
+	sess, tok, u, err := s.signIn(r, email, password, rememberMe)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	return sess, u, nil
+}
+
+// StartSession signs in u, a user the caller has just authenticated
+// otherwise (a registration), as SignIn does after the password check.
+func (s *Server) StartSession(w http.ResponseWriter, r *http.Request, u *account.User, rememberMe bool) (*sessiond.Session, error) {
+	sess, tok, err := s.createSession(r, u, rememberMe)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	return sess, nil
+}
+
+// SignOut ends the request's session, or with all every session of its
+// user, and clears the cookie, as POST /v1/logout does.
+func (s *Server) SignOut(w http.ResponseWriter, r *http.Request, all bool) error {
+	s.cfg.Cookie.Clear(w)
+	tok, _ := s.cfg.Cookie.Token(r, false)
+	return s.signOut(r, tok, all)
+}
+
+// RevokeSession ends the session id of userID, as DELETE /v1/sessions/{id}
+// does. A session that is not the user's active one gives
+// sessiond.ErrNotFound. The caller clears the cookie when id is its own.
+func (s *Server) RevokeSession(r *http.Request, userID, id string) error {
+	err := s.revokeOwn(r, userID, id)
+	if errors.Is(err, errNotFound) {
+		return sessiond.ErrNotFound
+	}
+	return err
+}
+
+// RevokeOthers ends every session of the user of current but current, as
+// POST /v1/sessions/revoke-others does, and returns how many.
+func (s *Server) RevokeOthers(r *http.Request, current *sessiond.Session) (int, error) {
+	return s.revokeOtherSessions(r, current)
+}
+
+// ChangePassword changes the password of the user of current, whose token
+// the request carries in the cookie, as POST /v1/password/change does:
+// every other session ends and current gets a new token (a new cookie). It
+// returns how many sessions ended.
+func (s *Server) ChangePassword(w http.ResponseWriter, r *http.Request, current *sessiond.Session, token, currentPassword, newPassword string) (int, error) {
+	sess, tok, n, err := s.changeOwnPassword(r, &caller{session: current, token: token, fromCookie: true}, currentPassword, newPassword)
+	if err != nil {
+		return 0, err
+	}
+	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	return n, nil
+}
+
+// RequestPasswordReset starts a reset as POST /v1/password/reset does; the
+// answer is the same for known and unknown emails.
+func (s *Server) RequestPasswordReset(r *http.Request, email string) error {
+	return s.startReset(r, email)
+}
+
+// ConfirmPasswordReset sets a new password with a reset token as POST
+// /v1/password/reset/confirm does: every session of the user ends and the
+// request is signed in with a new one.
+func (s *Server) ConfirmPasswordReset(w http.ResponseWriter, r *http.Request, token, newPassword string, rememberMe bool) (*sessiond.Session, *account.User, error) {
+	sess, tok, u, err := s.resetPassword(r, token, newPassword, rememberMe)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	return sess, u, nil
+}
+
+// DeleteAccount deletes the account userID after checking its password,
+// ends its sessions and clears the cookie, as DELETE /v1/profile does.
+func (s *Server) DeleteAccount(w http.ResponseWriter, r *http.Request, userID, password string) error {
+	if err := s.deleteAccount(r, userID, password); err != nil {
+		return err
+	}
+	s.cfg.Cookie.Clear(w)
+	return nil
+}
