@@ -1,0 +1,146 @@
+package accesstoken
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sessiond/sessiond"
+)
+
+// Claims are the claims of a sessiond access token. Nothing in them is
+// secret: a token is signed, not encrypted.
+type Claims struct {
+	Issuer     string           `json:"iss"`
+	Subject    string           `json:"sub"`           // the user id
+	Audience   jwt.Audience     `json:"aud,omitempty"` // who may accept it
+	IssuedAt   *jwt.NumericDate `json:"iat"`
+	NotBefore  *jwt.NumericDate `json:"nbf"`
+	Expiry     *jwt.NumericDate `json:"exp"`
+	ID         string           `json:"jti"`
+	SessionID  string           `json:"sid"`         // the server-side session
+	RememberMe bool             `json:"remember_me"` // the session's kind
+	AMR        []string         `json:"amr,omitempty"`
+}
+
+// Params describe the session a token is issued for.
+type Params struct {
+	UserID     string
+	SessionID  string
+	RememberMe bool
+	// AMR are the authentication methods (RFC 8176), e.g. ["pwd"].
+	AMR []string
+}
+
+// Issuer signs access tokens.
+type Issuer struct {
+	// Name is the "iss" claim, e.g. "https://login.example.com".
+	Name string
+	// Audience is the "aud" claim (may be empty).
+	Audience []string
+	// TTL is the lifetime of a token. Default 5m.
+	TTL time.Duration
+}
+
+// Issue signs a token for p with the ring's signing key at now.
+func (is *Issuer) Issue(ring *Ring, p Params, now time.Time) (string, *Claims, error) {
+	k, err := ring.Signing()
+	if err != nil {
+		return "", nil, err
+	}
+	ttl := is.TTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: k.Private},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.ID))
+	if err != nil {
+		return "", nil, fmt.Errorf("accesstoken: %w", err)
+	}
+	jti, err := sessiond.NewID(nil)
+	if err != nil {
+		return "", nil, err
+	}
+	now = now.UTC()
+	c := &Claims{
+		Issuer: is.Name, Subject: p.UserID, Audience: jwt.Audience(is.Audience),
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(ttl)),
+		ID: jti, SessionID: p.SessionID, RememberMe: p.RememberMe, AMR: p.AMR,
+	}
+	tok, err := jwt.Signed(signer).Claims(c).Serialize()
+	if err != nil {
+		return "", nil, fmt.Errorf("accesstoken: %w", err)
+	}
+	return tok, c, nil
+}
+
+// JWKS returns the JSON Web Key Set document of keys.
+func JWKS(keys []*Key) ([]byte, error) {
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.Public(), KeyID: k.ID, Algorithm: string(jose.EdDSA), Use: "sig"})
+	}
+	return json.Marshal(set)
+}
+
+// Errors of verification.
+var (
+	ErrInvalid    = errors.New("accesstoken: invalid token")
+	ErrUnknownKey = errors.New("accesstoken: token signed by an unknown key")
+	ErrExpired    = errors.New("accesstoken: token expired")
+)
+
+// Expected are the checks Verify applies besides the signature.
+type Expected struct {
+	Issuer string
+	// Audience, when set, must be among the token's audiences.
+	Audience string
+	// Leeway allows for clock skew between services. Default 30s.
+	Leeway time.Duration
+}
+
+// Verify checks token's signature with the key its "kid" names (found by
+// keyFor), then issuer, audience and the time claims at now.
+func Verify(token string, keyFor func(kid string) (ed25519.PublicKey, bool), want Expected, now time.Time) (*Claims, error) {
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil || len(parsed.Headers) != 1 {
+		return nil, ErrInvalid
+	}
+	h := parsed.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "" && typ != "JWT" {
+		return nil, ErrInvalid
+	}
+	pub, ok := keyFor(h.KeyID)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	var c Claims
+	if err := parsed.Claims(pub, &c); err != nil {
+		return nil, ErrInvalid
+	}
+	leeway := want.Leeway
+	if leeway <= 0 {
+		leeway = 30 * time.Second
+	}
+	std := jwt.Claims{Issuer: c.Issuer, Subject: c.Subject, Audience: c.Audience,
+		IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Expiry: c.Expiry, ID: c.ID}
+	exp := jwt.Expected{Issuer: want.Issuer, Time: now}
+	if want.Audience != "" {
+		exp.AnyAudience = jwt.Audience{want.Audience}
+	}
+	if c.Expiry == nil || c.Subject == "" || c.SessionID == "" {
+		return nil, ErrInvalid
+	}
+	if err := std.ValidateWithLeeway(exp, leeway); err != nil {
+		if errors.Is(err, jwt.ErrExpired) {
+			return nil, ErrExpired
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &c, nil
+}
