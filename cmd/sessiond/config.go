@@ -153,7 +153,10 @@ func envName(flagName string) string {
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*config, *flag.FlagSet, error) {
 	c := &config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package would follow a mistake with the whole flag list;
+	// a mistake gets its one line below instead, and only -h the list.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	c.flags(fs)
 	shared := map[string]bool{}
 	fs.VisitAll(func(f *flag.Flag) { shared[f.Name] = true })
@@ -161,7 +164,14 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		e(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage of %s:\n", name)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return nil, nil, err
+		}
+		fmt.Fprintf(stderr, "sessiond: %v (see '%s -h')\n", err, name)
+		return nil, nil, errUsage
 	}
 	if fs.NArg() > 0 {
 		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
