@@ -74,6 +74,10 @@ type CreateParams struct {
 	// defence), and if it was anonymous its data moves to the new session.
 	// Replace and Data do not go together.
 	Replace string
+	// NewToken makes the session's token text from its new id. Default: a
+	// fresh session token. Client-side sessions use it to start a
+	// refresh-token chain whose tokens carry the session id.
+	NewToken func(id string) (string, error)
 }
 
 // ErrDataAndReplace: CreateParams had both Data and Replace, and the carried
@@ -90,11 +94,16 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 		return nil, "", ErrDataAndReplace
 	}
 	now := m.Now()
-	token, err := NewSecret(m.rand, TokenPrefix)
+	id, err := m.newID()
 	if err != nil {
 		return nil, "", err
 	}
-	id, err := m.newID()
+	var token string
+	if p.NewToken != nil {
+		token, err = p.NewToken(id)
+	} else {
+		token, err = NewSecret(m.rand, TokenPrefix)
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -227,6 +236,30 @@ func (m *Manager) rotate(ctx context.Context, s *Session, now time.Time) (*Sessi
 	}
 	s.TokenHash = h
 	return s, token, nil
+}
+
+// Renew replaces the token of s, an active session as read from the store,
+// with newToken, and records the use (last seen now, idle deadline slid)
+// whatever the touch interval: it is the rotation step of a refresh. Of
+// concurrent renewals from the same token one wins; the others get
+// ErrNotFound.
+func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Session, error) {
+	now := m.Now()
+	if err := s.Check(now); err != nil {
+		return nil, err
+	}
+	h := HashToken(newToken)
+	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
+		return nil, err
+	}
+	idle, _ := m.policy.timeouts(s.RememberMe)
+	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
+	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
+		return nil, err
+	}
+	c := s.Clone()
+	c.TokenHash, c.LastSeenAt, c.IdleExpiresAt = h, t.LastSeenAt, t.IdleExpiresAt
+	return c, nil
 }
 
 // Revoke ends the session id with reason. It returns ErrNotFound when no

@@ -20,7 +20,7 @@ import (
 
 func newKey(t *testing.T, at time.Time) *accesstoken.Key {
 	t.Helper()
-	k, err := accesstoken.NewKey(at)
+	k, err := accesstoken.NewKey(at, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,23 +89,40 @@ func TestIssueAndVerify(t *testing.T) {
 func TestRingRotationRules(t *testing.T) {
 	t0 := time.Now()
 	old := newKey(t, t0)
-	cur := newKey(t, t0.Add(time.Hour))
-	old.RetiredAt = t0.Add(time.Hour)
-	ring := accesstoken.NewRing([]*accesstoken.Key{old, cur})
-	if s, _ := ring.Signing(); s.ID != cur.ID {
-		t.Fatal("the newest key must sign")
+	cur, err := accesstoken.NewKey(t0.Add(time.Hour), 10*time.Minute) // signs from t0+1h10m
+	if err != nil {
+		t.Fatal(err)
 	}
+	ring := accesstoken.NewRing([]*accesstoken.Key{old, cur})
 	ttl, skew := 5*time.Minute, 30*time.Second
-	if got := ring.Published(t0.Add(time.Hour+5*time.Minute), ttl, skew); len(got) != 2 {
+	at := func(d time.Duration) time.Time { return t0.Add(time.Hour + d) }
+	if s, _ := ring.Signing(at(5 * time.Minute)); s.ID != old.ID {
+		t.Fatal("a new key must not sign before it is active")
+	}
+	if got := ring.Published(at(5*time.Minute), ttl, skew); len(got) != 2 {
+		t.Fatalf("a new key must be published before it signs; got %d keys", len(got))
+	}
+	if s, _ := ring.Signing(at(10 * time.Minute)); s.ID != cur.ID {
+		t.Fatal("the newest active key must sign")
+	}
+	if got := ring.Published(at(15*time.Minute), ttl, skew); len(got) != 2 {
 		t.Fatalf("a key retired 5m ago (tokens live 5m + 30s skew) must stay published; got %d keys", len(got))
 	}
-	if got := ring.Published(t0.Add(time.Hour+6*time.Minute), ttl, skew); len(got) != 1 || got[0].ID != cur.ID {
+	if got := ring.Published(at(16*time.Minute), ttl, skew); len(got) != 1 || got[0].ID != cur.ID {
 		t.Fatal("a key whose tokens have all expired must leave the JWKS")
 	}
-	if got := ring.Expired(t0.Add(time.Hour+6*time.Minute), ttl, skew); len(got) != 1 || got[0].ID != old.ID {
+	if got := ring.Expired(at(16*time.Minute), ttl, skew); len(got) != 1 || got[0].ID != old.ID {
 		t.Fatal("Expired must name the retired key once its tokens are dead")
 	}
-	if _, err := accesstoken.NewRing(nil).Signing(); !errors.Is(err, accesstoken.ErrNoKey) {
+	if got := ring.Expired(at(15*time.Minute), ttl, skew); len(got) != 0 {
+		t.Fatal("a key is not expired while its tokens may live")
+	}
+	// The very first key signs at once even with an activation delay.
+	first, _ := accesstoken.NewKey(t0, time.Hour)
+	if s, err := accesstoken.NewRing([]*accesstoken.Key{first}).Signing(t0); err != nil || s.ID != first.ID {
+		t.Fatal("a lone key must sign")
+	}
+	if _, err := accesstoken.NewRing(nil).Signing(t0); !errors.Is(err, accesstoken.ErrNoKey) {
 		t.Fatal("an empty ring must say ErrNoKey")
 	}
 }

@@ -29,24 +29,26 @@ type Key struct {
 	// recomputed and never collides by accident.
 	ID      string
 	Private ed25519.PrivateKey
-	// CreatedAt is when the key was added; the newest key signs.
+	// CreatedAt is when the key was added; from then on it is published.
 	CreatedAt time.Time
-	// RetiredAt is when a newer key replaced it (zero while it signs).
-	// A retired key verifies tokens until RetiredAt plus the longest
-	// access-token lifetime (and clock skew), then it is removed.
-	RetiredAt time.Time
+	// ActiveAt is when it starts signing: a while after CreatedAt, so that
+	// every verifier's cached JWKS has it before the first token it signs
+	// arrives.
+	ActiveAt time.Time
 }
 
 // Public returns the verification key.
 func (k *Key) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.PublicKey) }
 
-// NewKey returns a fresh Ed25519 key created at now.
-func NewKey(now time.Time) (*Key, error) {
+// NewKey returns a fresh Ed25519 key created at now that starts signing
+// after delay.
+func NewKey(now time.Time, delay time.Duration) (*Key, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{ID: keyID(priv.Public().(ed25519.PublicKey)), Private: priv, CreatedAt: now.UTC()}, nil
+	now = now.UTC()
+	return &Key{ID: keyID(priv.Public().(ed25519.PublicKey)), Private: priv, CreatedAt: now, ActiveAt: now.Add(delay)}, nil
 }
 
 func keyID(pub ed25519.PublicKey) string {
@@ -54,7 +56,13 @@ func keyID(pub ed25519.PublicKey) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
-// Ring is the set of keys at one moment, newest first.
+// Ring is the set of keys at one moment, ordered by ActiveAt, newest first.
+//
+// The rules: the signing key is the newest key that is active. A key
+// retires when a newer one becomes active; it stays published until every
+// token it may have signed has expired (the longest token lifetime plus
+// clock skew after it retired), and may be deleted after that. A key not
+// yet active is published already.
 type Ring struct {
 	keys []*Key
 }
@@ -62,28 +70,49 @@ type Ring struct {
 // NewRing orders keys newest first.
 func NewRing(keys []*Key) *Ring {
 	ks := append([]*Key(nil), keys...)
-	sort.Slice(ks, func(i, j int) bool { return ks[i].CreatedAt.After(ks[j].CreatedAt) })
+	sort.Slice(ks, func(i, j int) bool {
+		if !ks[i].ActiveAt.Equal(ks[j].ActiveAt) {
+			return ks[i].ActiveAt.After(ks[j].ActiveAt)
+		}
+		return ks[i].ID > ks[j].ID
+	})
 	return &Ring{keys: ks}
 }
 
 // ErrNoKey: there is no signing key; add one with `sessiond keys rotate`.
 var ErrNoKey = errors.New("accesstoken: no signing key")
 
-// Signing returns the key that signs: the newest one.
-func (r *Ring) Signing() (*Key, error) {
+// Signing returns the key that signs at now: the newest active key, or,
+// when none is active yet (a first key just added), the oldest key.
+func (r *Ring) Signing(now time.Time) (*Key, error) {
 	if len(r.keys) == 0 {
 		return nil, ErrNoKey
 	}
-	return r.keys[0], nil
+	for _, k := range r.keys {
+		if !now.Before(k.ActiveAt) {
+			return k, nil
+		}
+	}
+	return r.keys[len(r.keys)-1], nil
 }
 
-// Published returns the keys that may still verify a live token at now:
-// the signing key and every retired key whose tokens may not all have
-// expired (retired less than maxTTL+skew ago).
+// retiredAt returns when key i stopped signing: when the next newer key
+// became active (zero if none has).
+func (r *Ring) retiredAt(i int, now time.Time) time.Time {
+	for j := i - 1; j >= 0; j-- {
+		if !now.Before(r.keys[j].ActiveAt) {
+			return r.keys[j].ActiveAt
+		}
+	}
+	return time.Time{}
+}
+
+// Published returns the keys that may verify a live token at now, or will
+// soon sign: every key but the expired ones.
 func (r *Ring) Published(now time.Time, maxTTL, skew time.Duration) []*Key {
 	var out []*Key
 	for i, k := range r.keys {
-		if i == 0 || k.RetiredAt.IsZero() || now.Before(k.RetiredAt.Add(maxTTL+skew)) {
+		if !r.expired(i, now, maxTTL, skew) {
 			out = append(out, k)
 		}
 	}
@@ -95,25 +124,20 @@ func (r *Ring) Published(now time.Time, maxTTL, skew time.Duration) []*Key {
 func (r *Ring) Expired(now time.Time, maxTTL, skew time.Duration) []*Key {
 	var out []*Key
 	for i, k := range r.keys {
-		if i > 0 && !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt.Add(maxTTL+skew)) {
+		if r.expired(i, now, maxTTL, skew) {
 			out = append(out, k)
 		}
 	}
 	return out
 }
 
+func (r *Ring) expired(i int, now time.Time, maxTTL, skew time.Duration) bool {
+	ret := r.retiredAt(i, now)
+	return !ret.IsZero() && !now.Before(ret.Add(maxTTL+skew))
+}
+
 // Keys returns every key, newest first.
 func (r *Ring) Keys() []*Key { return r.keys }
-
-// Lookup returns the key with the given id.
-func (r *Ring) Lookup(id string) (*Key, bool) {
-	for _, k := range r.keys {
-		if k.ID == id {
-			return k, true
-		}
-	}
-	return nil, false
-}
 
 // KeyEncryption seals private keys at rest with a 32-byte key-encryption
 // key (from the environment or a file), so a copy of the database alone
@@ -169,3 +193,5 @@ func (e *KeyEncryption) Open(id string, sealed []byte) (ed25519.PrivateKey, erro
 	}
 	return priv, nil
 }
+
+var b64 = base64.RawURLEncoding

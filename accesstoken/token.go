@@ -49,7 +49,7 @@ type Issuer struct {
 
 // Issue signs a token for p with the ring's signing key at now.
 func (is *Issuer) Issue(ring *Ring, p Params, now time.Time) (string, *Claims, error) {
-	k, err := ring.Signing()
+	k, err := ring.Signing(now)
 	if err != nil {
 		return "", nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/sqlite"
 	"github.com/sessiond/sessiond/storetest"
@@ -130,4 +131,8 @@ func TestNoResetTokensOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("closed", files())
+}
+
+func TestKeysConformance(t *testing.T) {
+	storetest.RunKeys(t, func(t *testing.T) accesstoken.KeyStore { return openTest(t).Keys() })
 }
