@@ -1,0 +1,11 @@
+// Package e2e holds sessiond's black-box test suite: TestMain builds the
+// real binary once, each test starts it on free loopback ports with its own
+// SQLite file, and talks to it over plain HTTP against the contract in
+// docs/http-api.md. The package has no code of its own.
+//
+//	go test -race ./e2e/
+//
+// Set E2E_SERVER_RACE=1 to build the server itself with the race detector
+// too (slower), E2E_SESSIOND_BINARY=path to test a prebuilt binary instead,
+// and E2E_KEEP_LOGS=1 to print every server's log.
+package e2e
