@@ -139,6 +139,16 @@ func (r *Ring) expired(i int, now time.Time, maxTTL, skew time.Duration) bool {
 // Keys returns every key, newest first.
 func (r *Ring) Keys() []*Key { return r.keys }
 
+// PublicKey returns the verification key with the given id, for Verify.
+func (r *Ring) PublicKey(kid string) (ed25519.PublicKey, bool) {
+	for _, k := range r.keys {
+		if k.ID == kid {
+			return k.Public(), true
+		}
+	}
+	return nil, false
+}
+
 // KeyEncryption seals private keys at rest with a 32-byte key-encryption
 // key (from the environment or a file), so a copy of the database alone
 // cannot sign tokens.

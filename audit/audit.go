@@ -47,13 +47,17 @@ const (
 	// LockedOut: failed password checks locked the account; Data
 	// "locked_until" is when the lock ends (RFC 3339).
 	LockedOut = "locked_out"
+	// RefreshTokenReused: a used refresh token was presented again, so two
+	// parties held the session's refresh chain; the session was ended.
+	// Data "steps_behind" is how old the presented token was.
+	RefreshTokenReused = "refresh_token_reused"
 )
 
 // Types lists every event type, in the order above.
 var Types = []string{
 	SignedIn, NewDevice, SignedOut, SignedOutEverywhere, SessionRevoked,
 	PasswordChanged, PasswordReset, SessionRevokedByAdmin, SessionsRevokedByAdmin,
-	LockedOut,
+	LockedOut, RefreshTokenReused,
 }
 
 // KnownType reports whether t is one of Types.

@@ -69,6 +69,8 @@ type Server struct {
 	audit    *audit.Recorder // audit.go
 	pages    Pages           // pages.go
 
+	clientSide *ClientSide // clientside.go; nil: client-side sessions off
+
 	loginLimiter *limiterSet
 	resetByIP    *limiterSet
 	resetByUser  *limiterSet
@@ -93,6 +95,9 @@ type Deps struct {
 	// changes, revocations) and serves the admin API's events route.
 	// Default nil: no trail is kept.
 	Audit audit.Store
+	// ClientSide enables client-side sessions (transport "jwt"). Default
+	// nil: off, and the JWKS is empty.
+	ClientSide *ClientSide
 }
 
 // New returns a Server. It starts no goroutines.
@@ -140,6 +145,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.metrics = newMetrics(reg)
 	s.audit = &audit.Recorder{Store: d.Audit, Log: s.log, Now: s.sessions.Now}
+	if d.ClientSide != nil {
+		if d.ClientSide.Keys == nil || d.ClientSide.Chain == nil {
+			return nil, errors.New("server: ClientSide needs Keys and Chain")
+		}
+		s.clientSide = d.ClientSide.withDefaults()
+	}
 	s.cop = http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
 		if err := s.cop.AddTrustedOrigin(o); err != nil {
@@ -183,6 +194,8 @@ func (s *Server) publicRoutes() []route {
 		{"PUT /v1/session/data/{key}", s.putData},
 		{"DELETE /v1/session/data/{key}", s.deleteData},
 		{"GET /healthz", s.healthz},
+		{"GET /.well-known/jwks.json", s.jwks},
+		{"POST /v1/token/refresh", s.refresh},
 	}
 }
 
