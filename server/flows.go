@@ -339,3 +339,22 @@ func (s *Server) DeleteAccount(w http.ResponseWriter, r *http.Request, userID, p
 	s.cfg.Cookie.Clear(w)
 	return nil
 }
+
+// PutData sets one key of the data of sess, the request's active session,
+// as PUT /v1/session/data/{key} does; with sess nil it starts an anonymous
+// session holding the value and sets its cookie. It returns the session
+// the value is in.
+func (s *Server) PutData(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, key string, value []byte) (*sessiond.Session, error) {
+	if sess != nil {
+		return sess, s.sessions.SetData(r.Context(), sess.ID, key, value)
+	}
+	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
+		UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: map[string][]byte{key: value},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.created.WithLabelValues("anonymous").Inc()
+	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	return sess, nil
+}

@@ -60,6 +60,7 @@ type config struct {
 	TLSCert        string
 	TLSKey         string
 	PublicURL      string
+	Pages          bool
 
 	AdminKeyFile string
 	adminKey     string // from SESSIOND_ADMIN_KEY or the file; never printed
@@ -122,6 +123,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve TLS with this certificate file")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "and this key file")
 	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL, for links in notifications")
+	fs.BoolVar(&c.Pages, "pages", true, "serve the browser pages (sign-in, account, devices, activity, shop) on the public listener")
 
 	fs.StringVar(&c.AdminKeyFile, "admin-key-file", "", "file holding the admin API key (or set SESSIOND_ADMIN_KEY)")
 

@@ -174,6 +174,9 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return fail(err)
 	}
+	if err := a.mountPages(); err != nil {
+		return fail(err)
+	}
 	return a, nil
 }
 

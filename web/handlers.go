@@ -1,0 +1,537 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/server"
+)
+
+// formExpired sends the visitor back to target with a note, when a form's
+// CSRF token does not match (it was made for a session that has ended, or
+// it was forged).
+func (p *Pages) formExpired(w http.ResponseWriter, r *http.Request, target string) {
+	p.setFlash(w, "form_expired")
+	p.redirect(w, r, target)
+}
+
+// errorMessage says what went wrong with a form, in words for its user,
+// and the status of the answer. ok is false for failures below the rules.
+func (p *Pages) errorMessage(err error) (msg string, status int, ok bool) {
+	var locked *account.LockedError
+	var limited *server.RateLimitedError
+	now := p.sessions.Now()
+	switch {
+	case errors.As(err, &limited):
+		return fmt.Sprintf("Too many failed sign-ins from your network. Try again %s.",
+			until(now.Add(limited.RetryAfter), now)), http.StatusTooManyRequests, true
+	case errors.As(err, &locked):
+		return fmt.Sprintf("This account is locked after too many failed sign-in attempts. Try again %s (after %s), or reset your password.",
+			until(locked.Until, now), clock(locked.Until)), http.StatusTooManyRequests, true
+	case errors.Is(err, account.ErrInvalidCredentials):
+		return "The email address or password is wrong.", http.StatusUnauthorized, true
+	case errors.Is(err, account.ErrWeakPassword):
+		m := strings.TrimPrefix(err.Error(), "account: ")
+		return strings.ToUpper(m[:1]) + m[1:] + ".", http.StatusBadRequest, true
+	case errors.Is(err, account.ErrInvalidEmail):
+		return "Enter a valid email address, like name@example.com.", http.StatusBadRequest, true
+	case errors.Is(err, account.ErrEmailTaken):
+		return "An account with this email address exists already. Sign in, or reset its password.", http.StatusConflict, true
+	case errors.Is(err, account.ErrInvalidResetToken):
+		return "This reset link is invalid, used or expired. Ask for a new one.", http.StatusBadRequest, true
+	case errors.Is(err, account.ErrInvalidProfile):
+		return "That profile is too large.", http.StatusBadRequest, true
+	}
+	return "", 0, false
+}
+
+// --- Sign-in, registration, sign-out
+
+type loginData struct {
+	Next         string
+	RememberDays int
+}
+
+func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
+	p.loginPage(w, r)
+}
+
+func (p *Pages) rememberDays() int {
+	return int(p.sessions.Policy().RememberMeLifetime.Hours() / 24)
+}
+
+func (p *Pages) loginPage(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	next := safeNext(r.URL.Query().Get("next"))
+	if v.signedIn() {
+		p.redirect(w, r, or(next, "/account"))
+		return
+	}
+	pv := p.page(w, r, v, "Sign in", "login")
+	pv.Data = loginData{Next: next, RememberDays: p.rememberDays()}
+	p.render(w, r, http.StatusOK, "login", pv)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (p *Pages) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	next := safeNext(r.URL.Query().Get("next"))
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/login"+nextQuery(next))
+		return
+	}
+	next = or(safeNext(r.PostFormValue("next")), next)
+	email, remember := r.PostFormValue("email"), r.PostFormValue("remember_me") == "on"
+	if _, _, err := p.srv.SignIn(w, r, email, r.PostFormValue("password"), remember); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		pv := p.page(w, r, v, "Sign in", "login")
+		pv.Error, pv.Invalid = msg, "password"
+		pv.Form = map[string]string{"email": email}
+		if remember {
+			pv.Form["remember_me"] = "on"
+		}
+		pv.Data = loginData{Next: next, RememberDays: p.rememberDays()}
+		p.render(w, r, status, "login", pv)
+		return
+	}
+	p.redirect(w, r, or(next, "/account"))
+}
+
+func nextQuery(next string) string {
+	if next == "" {
+		return ""
+	}
+	return "?next=" + url.QueryEscape(next)
+}
+
+type registerData struct{ MinLength int }
+
+func (p *Pages) registerPage(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if v.signedIn() {
+		p.redirect(w, r, "/account")
+		return
+	}
+	pv := p.page(w, r, v, "Create an account", "register")
+	pv.Data = registerData{MinLength: p.accounts.Config().PasswordMinLength}
+	p.render(w, r, http.StatusOK, "register", pv)
+}
+
+func (p *Pages) registerSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/register")
+		return
+	}
+	email, name := r.PostFormValue("email"), strings.TrimSpace(r.PostFormValue("name"))
+	fail := func(msg, field string, status int) {
+		pv := p.page(w, r, v, "Create an account", "register")
+		pv.Error, pv.Invalid = msg, field
+		pv.Form = map[string]string{"email": email, "name": name}
+		pv.Data = registerData{MinLength: p.accounts.Config().PasswordMinLength}
+		p.render(w, r, status, "register", pv)
+	}
+	if utf8.RuneCountInString(name) > maxNameLen {
+		fail(fmt.Sprintf("Keep the name to %d characters.", maxNameLen), "name", http.StatusBadRequest)
+		return
+	}
+	var profile []byte
+	if name != "" {
+		profile, _ = json.Marshal(map[string]string{"name": name})
+	}
+	u, err := p.accounts.Register(r.Context(), email, r.PostFormValue("password"), profile)
+	if err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		field := "password"
+		if errors.Is(err, account.ErrInvalidEmail) || errors.Is(err, account.ErrEmailTaken) {
+			field = "email"
+		}
+		fail(msg, field, status)
+		return
+	}
+	p.log.InfoContext(r.Context(), "user registered", "user_id", u.ID)
+	if _, err := p.srv.StartSession(w, r, u, false); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.setFlash(w, "registered")
+	p.redirect(w, r, "/account")
+}
+
+func (p *Pages) logoutSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account")
+		return
+	}
+	if err := p.srv.SignOut(w, r, false); err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.setFlash(w, "signed_out")
+	p.redirect(w, r, "/login")
+}
+
+// --- Password reset
+
+func (p *Pages) resetPage(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	pv := p.page(w, r, v, "Reset your password", "login")
+	pv.Data = int(p.accounts.Config().ResetTokenTTL.Minutes())
+	p.render(w, r, http.StatusOK, "reset", pv)
+}
+
+func (p *Pages) resetSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/password/reset")
+		return
+	}
+	email := r.PostFormValue("email")
+	if err := p.srv.RequestPasswordReset(r, email); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		pv := p.page(w, r, v, "Reset your password", "login")
+		pv.Error, pv.Invalid, pv.Form = msg, "email", map[string]string{"email": email}
+		pv.Data = int(p.accounts.Config().ResetTokenTTL.Minutes())
+		p.render(w, r, status, "reset", pv)
+		return
+	}
+	p.setFlash(w, "reset_sent")
+	p.redirect(w, r, "/password/reset")
+}
+
+type resetConfirmData struct {
+	Token     string // from the link's query, when it had one
+	MinLength int
+}
+
+// resetConfirmPage is where a reset link leads. The link carries the
+// token in its fragment (#token=…), which the browser never sends: the
+// page's script moves it into the form. A link with ?token=… (an app's
+// own mail) works without script; the token goes into a hidden field and
+// the page sends no Referer. Without either, the visitor pastes the code.
+func (p *Pages) resetConfirmPage(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	pv := p.page(w, r, v, "Choose a new password", "login")
+	pv.Data = resetConfirmData{Token: r.URL.Query().Get("token"), MinLength: p.accounts.Config().PasswordMinLength}
+	p.render(w, r, http.StatusOK, "reset_confirm", pv)
+}
+
+func (p *Pages) resetConfirmSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/password/reset/confirm")
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if _, _, err := p.srv.ConfirmPasswordReset(w, r, token, r.PostFormValue("new_password"), false); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		pv := p.page(w, r, v, "Choose a new password", "login")
+		pv.Error, pv.Invalid = msg, "new_password"
+		if errors.Is(err, account.ErrInvalidResetToken) {
+			pv.Invalid, token = "token", ""
+		}
+		pv.Data = resetConfirmData{Token: token, MinLength: p.accounts.Config().PasswordMinLength}
+		p.render(w, r, status, "reset_confirm", pv)
+		return
+	}
+	p.setFlash(w, "password_reset")
+	p.redirect(w, r, "/account")
+}
+
+// --- The account page
+
+const maxNameLen = 100
+
+type accountData struct {
+	Name      string
+	Profile   []profileEntry // other keys, shown as they are
+	Others    int            // the user's other active sessions
+	MinLength int
+}
+
+type profileEntry struct{ Key, Value string }
+
+func (p *Pages) accountPage(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	p.renderAccount(w, r, v, http.StatusOK, "", "", nil)
+}
+
+func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, v *visitor, status int, msg, field string, form map[string]string) {
+	list, err := p.sessions.List(r.Context(), v.user.ID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	d := accountData{Others: max(0, len(list)-1), MinLength: p.accounts.Config().PasswordMinLength}
+	var prof map[string]json.RawMessage
+	_ = json.Unmarshal(v.user.Profile, &prof)
+	for k, raw := range prof {
+		var s string
+		if k == "name" && json.Unmarshal(raw, &s) == nil {
+			d.Name = s
+			continue
+		}
+		d.Profile = append(d.Profile, profileEntry{k, string(raw)})
+	}
+	sort.Slice(d.Profile, func(i, j int) bool { return d.Profile[i].Key < d.Profile[j].Key })
+	pv := p.page(w, r, v, "Your account", "account")
+	pv.Error, pv.Invalid, pv.Form, pv.Data = msg, field, form, d
+	p.render(w, r, status, "account", pv)
+}
+
+func (p *Pages) profileSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account")
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if utf8.RuneCountInString(name) > maxNameLen {
+		p.renderAccount(w, r, v, http.StatusBadRequest, fmt.Sprintf("Keep the name to %d characters.", maxNameLen), "name", map[string]string{"name": name})
+		return
+	}
+	value := json.RawMessage("null") // an empty name deletes the key
+	if name != "" {
+		value, _ = json.Marshal(name)
+	}
+	if _, err := p.accounts.UpdateProfile(r.Context(), v.user.ID, map[string]json.RawMessage{"name": value}); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		p.renderAccount(w, r, v, status, msg, "name", map[string]string{"name": name})
+		return
+	}
+	p.setFlash(w, "profile_saved")
+	p.redirect(w, r, "/account")
+}
+
+func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account")
+		return
+	}
+	n, err := p.srv.ChangePassword(w, r, v.session, v.token, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
+	if err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		field := "new_password"
+		if errors.Is(err, account.ErrInvalidCredentials) {
+			msg, field = "Your current password is wrong.", "current_password"
+		}
+		p.renderAccount(w, r, v, status, msg, field, nil)
+		return
+	}
+	p.setFlash(w, "password_changed."+strconv.Itoa(n))
+	p.redirect(w, r, "/account")
+}
+
+func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account")
+		return
+	}
+	if err := p.srv.DeleteAccount(w, r, v.user.ID, r.PostFormValue("password")); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		if errors.Is(err, account.ErrInvalidCredentials) {
+			msg = "The password is wrong; your account was not deleted."
+		}
+		p.renderAccount(w, r, v, status, msg, "delete_password", nil)
+		return
+	}
+	p.setFlash(w, "account_deleted")
+	p.redirect(w, r, "/login")
+}
+
+// --- Sessions and activity
+
+type sessionRow struct {
+	*sessiond.Session
+	Current bool
+}
+
+func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	list, err := p.sessions.List(r.Context(), v.user.ID)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	rows := make([]sessionRow, 0, len(list))
+	for _, s := range list {
+		row := sessionRow{Session: s, Current: s.ID == v.session.ID}
+		if row.Current { // this device first
+			rows = append([]sessionRow{row}, rows...)
+		} else {
+			rows = append(rows, row)
+		}
+	}
+	pv := p.page(w, r, v, "Your devices", "sessions")
+	pv.Data = rows
+	p.render(w, r, http.StatusOK, "sessions", pv)
+}
+
+func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account/sessions")
+		return
+	}
+	id := r.PostFormValue("id")
+	err := p.srv.RevokeSession(r, v.user.ID, id)
+	if err != nil && !errors.Is(err, sessiond.ErrNotFound) { // gone already: done
+		p.fail(w, r, err)
+		return
+	}
+	if id == v.session.ID {
+		p.cookie.Clear(w)
+		p.setFlash(w, "signed_out")
+		p.redirect(w, r, "/login")
+		return
+	}
+	p.setFlash(w, "session_revoked")
+	p.redirect(w, r, "/account/sessions")
+}
+
+func (p *Pages) revokeOthersSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account/sessions")
+		return
+	}
+	n, err := p.srv.RevokeOthers(r, v.session)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	p.setFlash(w, "others_revoked."+strconv.Itoa(n))
+	p.redirect(w, r, "/account/sessions")
+}
+
+type activityData struct {
+	Enabled bool
+	Events  []audit.Event
+	Days    int
+}
+
+// activityLimit is how many events the activity page shows.
+const activityLimit = 50
+
+func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	d := activityData{Enabled: p.audit != nil}
+	if p.audit != nil {
+		evs, err := p.audit.List(r.Context(), v.user.ID, audit.Filter{Limit: activityLimit})
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		d.Events = evs
+	}
+	pv := p.page(w, r, v, "Security activity", "activity")
+	pv.Data = d
+	p.render(w, r, http.StatusOK, "activity", pv)
+}
