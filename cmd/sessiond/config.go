@@ -313,6 +313,17 @@ func (c *config) validate() error {
 			return fmt.Errorf("--%s must be positive, got %v", p.name, p.d)
 		}
 	}
+	// The session and account rules take a second at least; say so here
+	// in flag names rather than later in the rules' field names.
+	for _, p := range positive {
+		switch p.name {
+		case "idle-timeout", "absolute-timeout", "remember-me-lifetime", "remember-me-idle-timeout",
+			"lockout-duration", "lockout-max-duration", "reset-token-ttl":
+			if p.d < time.Second {
+				return fmt.Errorf("--%s must be at least 1s, got %v", p.name, p.d)
+			}
+		}
+	}
 	switch {
 	case c.TouchInterval < 0:
 		return errors.New("--touch-interval must not be negative")
