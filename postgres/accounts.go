@@ -1,0 +1,292 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/sessiond/sessiond/account"
+)
+
+var _ account.Store = (*Store)(nil)
+
+// The columns of a user as scanUser reads them.
+const userCols = `id, email, password_hash, profile, created_at, updated_at, password_changed_at`
+
+// The statements of the account.Store methods.
+const (
+	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	qUserByID   = `SELECT ` + userCols + ` FROM users WHERE id = $1`
+	qUserByMail = `SELECT ` + userCols + ` FROM users WHERE email = $1`
+
+	// The read half of UpdateProfile: the row stays locked until the
+	// transaction ends, so concurrent updates queue and none is lost.
+	qUserForUpdate = qUserByID + ` FOR UPDATE`
+	qSetProfile    = `UPDATE users SET profile = $2, updated_at = $3 WHERE id = $1`
+
+	qLockoutForUpdate = `SELECT failures, locks, locked_until FROM users WHERE id = $1 FOR UPDATE`
+	qSetLockout       = `UPDATE users SET failures = $2, locks = $3, locked_until = $4 WHERE id = $1`
+
+	// Locks a user's row until the end of the transaction: the statement
+	// after it, with a snapshot of its own, sees every reset token committed
+	// before, and no other password change or reset token can commit in
+	// between.
+	qLockUserRow = `SELECT FROM users WHERE id = $1 FOR UPDATE`
+
+	// Changes the hash of user $1 when $4 is empty or the current hash, and
+	// then deletes the user's reset tokens; says whether the user exists and
+	// whether it changed.
+	qSetPasswordHash = `WITH changed AS (
+		UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3
+		WHERE id = $1 AND ($4::text = '' OR password_hash = $4::text)
+		RETURNING id),
+	resets AS (
+		DELETE FROM reset_tokens WHERE user_id IN (SELECT id FROM changed))
+	SELECT EXISTS (SELECT FROM users WHERE id = $1), EXISTS (SELECT FROM changed)`
+
+	// The user's reset tokens go with it (ON DELETE CASCADE).
+	qDeleteUser = `DELETE FROM users WHERE id = $1`
+
+	// Replaces the reset tokens of user $2 with the new one. No row
+	// inserted: no such user.
+	qReplaceReset = `WITH old AS (
+		DELETE FROM reset_tokens WHERE user_id = $2)
+	INSERT INTO reset_tokens (hash, user_id, expires_at)
+	SELECT $1, id, $3 FROM users WHERE id = $2`
+
+	// One statement, so of two concurrent consumers only one gets the row.
+	// An expired token is deleted too, and reported as not valid.
+	qConsumeReset = `DELETE FROM reset_tokens WHERE hash = $1 RETURNING user_id, expires_at > $2`
+)
+
+// wrapAccount is wrap for the account.Store methods: the sentinel errors of
+// package account go back as they are.
+func wrapAccount(op string, err error) error {
+	if err == nil || errors.Is(err, account.ErrUserNotFound) ||
+		errors.Is(err, account.ErrEmailTaken) || errors.Is(err, account.ErrInvalidResetToken) {
+		return err
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// isEmailTaken reports whether err is a unique violation of the users'
+// email constraint; a duplicate id (the primary key) is another error.
+func isEmailTaken(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == codeUniqueViolation && e.ConstraintName == "users_email_key"
+}
+
+// stored is t as the store gives it back: UTC, to the microsecond, the zero
+// time as is.
+func stored(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.Truncate(time.Microsecond).UTC()
+}
+
+// CreateUser implements account.Store.
+func (s *Store) CreateUser(ctx context.Context, u *account.User) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, qInsertUser,
+		u.ID, u.Email, u.PasswordHash, blob(u.Profile),
+		u.CreatedAt, u.UpdatedAt, timestamptz(u.PasswordChangedAt))
+	if isEmailTaken(err) {
+		return account.ErrEmailTaken
+	}
+	return wrapAccount("create user", err)
+}
+
+// UserByID implements account.Store.
+func (s *Store) UserByID(ctx context.Context, id string) (*account.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, qUserByID, id))
+	return u, wrapAccount("user by id", err)
+}
+
+// UserByEmail implements account.Store.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*account.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	u, err := scanUser(s.pool.QueryRow(ctx, qUserByMail, email))
+	return u, wrapAccount("user by email", err)
+}
+
+// UpdateProfile implements account.Store: a transaction that locks the
+// user's row, calls update and writes its result. update runs while the row
+// is locked, so it should be quick; it runs again only when PostgreSQL broke
+// a deadlock by aborting the transaction.
+func (s *Store) UpdateProfile(ctx context.Context, id string, now time.Time, update func(profile []byte) ([]byte, error)) (*account.User, error) {
+	var (
+		u         *account.User
+		updateErr error
+	)
+	err := s.run(ctx, func(ctx context.Context) error {
+		updateErr = nil
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			u, err = scanUser(tx.QueryRow(ctx, qUserForUpdate, id))
+			if err != nil {
+				return err
+			}
+			p, err := update(u.Profile)
+			if err != nil {
+				updateErr = err
+				return err
+			}
+			if _, err := tx.Exec(ctx, qSetProfile, id, blob(p), now); err != nil {
+				return err
+			}
+			u.Profile = bytes.Clone(blob(p))
+			u.UpdatedAt = stored(now)
+			return nil
+		})
+	})
+	if updateErr != nil && errors.Is(err, updateErr) {
+		return nil, updateErr // the caller's, as is
+	}
+	if err != nil {
+		return nil, wrapAccount("update profile", err)
+	}
+	return u, nil
+}
+
+// SetPasswordHash implements account.Store: a batch of two statements, one
+// transaction. The first locks the user's row, so that concurrent changes
+// with the same ifHash queue and only the first finds it; the second
+// compares, writes and deletes the reset tokens.
+func (s *Store) SetPasswordHash(ctx context.Context, id, hash, ifHash string, now time.Time) (bool, error) {
+	var exists, changed bool
+	err := s.run(ctx, func(ctx context.Context) error {
+		b := new(pgx.Batch)
+		b.Queue(qLockUserRow, id)
+		b.Queue(qSetPasswordHash, id, hash, now, ifHash).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&exists, &changed)
+		})
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err == nil && !exists {
+		err = account.ErrUserNotFound
+	}
+	if err != nil {
+		return false, wrapAccount("set password hash", err)
+	}
+	return changed, nil
+}
+
+// DeleteUser implements account.Store: one DELETE. The lockout state is
+// part of the user's row, and the reset tokens go with it (ON DELETE
+// CASCADE). The user's sessions are not the account store's: revoke them
+// through the session store.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, qDeleteUser, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = account.ErrUserNotFound
+	}
+	return wrapAccount("delete user", err)
+}
+
+// UpdateLockout implements account.Store: a transaction that locks the
+// user's row, calls update and writes its result unless it is unchanged.
+// Concurrent failed logins queue on the row lock, so all are counted.
+func (s *Store) UpdateLockout(ctx context.Context, id string, update func(account.Lockout) account.Lockout) (account.Lockout, error) {
+	var l account.Lockout
+	err := s.run(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var (
+				cur   account.Lockout
+				until pgtype.Timestamptz
+			)
+			err := tx.QueryRow(ctx, qLockoutForUpdate, id).Scan(&cur.Failures, &cur.Locks, &until)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return account.ErrUserNotFound
+			}
+			if err != nil {
+				return err
+			}
+			if until.Valid {
+				cur.LockedUntil = until.Time.UTC()
+			}
+			l = update(cur)
+			l.LockedUntil = stored(l.LockedUntil)
+			if l.Failures == cur.Failures && l.Locks == cur.Locks && l.LockedUntil.Equal(cur.LockedUntil) {
+				return nil
+			}
+			_, err = tx.Exec(ctx, qSetLockout, id, l.Failures, l.Locks, timestamptz(l.LockedUntil))
+			return err
+		})
+	})
+	if err != nil {
+		return account.Lockout{}, wrapAccount("update lockout", err)
+	}
+	return l, nil
+}
+
+// CreateResetToken implements account.Store: a batch of two statements,
+// one transaction. The first locks the user's row, so that of two
+// concurrent calls the second deletes the first one's token.
+func (s *Store) CreateResetToken(ctx context.Context, userID string, hash [32]byte, expiresAt time.Time) error {
+	var inserted int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		b := new(pgx.Batch)
+		b.Queue(qLockUserRow, userID)
+		b.Queue(qReplaceReset, hash[:], userID, expiresAt).Exec(func(tag pgconn.CommandTag) error {
+			inserted = tag.RowsAffected()
+			return nil
+		})
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err == nil && inserted == 0 {
+		err = account.ErrUserNotFound
+	}
+	return wrapAccount("create reset token", err)
+}
+
+// ConsumeResetToken implements account.Store: one DELETE ... RETURNING.
+func (s *Store) ConsumeResetToken(ctx context.Context, hash [32]byte, now time.Time) (string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		userID string
+		valid  bool
+	)
+	err := s.pool.QueryRow(ctx, qConsumeReset, hash[:], now).Scan(&userID, &valid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || err == nil && !valid:
+		return "", account.ErrInvalidResetToken
+	case err != nil:
+		return "", wrapAccount("consume reset token", err)
+	}
+	return userID, nil
+}
+
+// scanUser reads one row of userCols. pgx.ErrNoRows becomes
+// ErrUserNotFound. Times come back in UTC.
+func scanUser(row pgx.Row) (*account.User, error) {
+	u := new(account.User)
+	var changed pgtype.Timestamptz
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Profile, &u.CreatedAt, &u.UpdatedAt, &changed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, account.ErrUserNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.Profile = blob(u.Profile)
+	u.CreatedAt = u.CreatedAt.UTC()
+	u.UpdatedAt = u.UpdatedAt.UTC()
+	if changed.Valid {
+		u.PasswordChangedAt = changed.Time.UTC()
+	}
+	return u, nil
+}
