@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The test command of the README: every test of the module with the race
 # detector. It first makes sure the services the backend tests need are up
-# (PostgreSQL, Redis, a three-node Redis Cluster), then runs go test, then
+# (PostgreSQL, Redis, a three-node Redis Cluster) and the browser tests
+# need (chromium, axe-core), then runs go test, then
 # stops the cluster it started. Extra arguments go to go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/services.sh
+./scripts/browser.sh
 
 cleanup() { :; }
 if [ -x scripts/redis-cluster.sh ] && [ -z "${SESSIOND_TEST_REDIS_CLUSTER:-}" ]; then
