@@ -16,10 +16,19 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 		UserID     string                     `json:"user_id"`
 		RememberMe bool                       `json:"remember_me"`
 		Data       map[string]json.RawMessage `json:"data"`
+		Transport  string                     `json:"transport"`
 	}
 	if err := s.decode(w, r, &req, false); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	transport, err := s.checkTransport(req.Transport)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if transport == transportJWTCookie || transport == transportCookie {
+		transport = transportToken // an admin caller is no browser: the token comes in the body
 	}
 	if req.UserID == "" {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `"user_id" is required`))
@@ -37,15 +46,23 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 			data[k] = v
 		}
 	}
-	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
+	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: req.RememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: data,
-	})
+	}
+	if transport == transportJWT {
+		p.NewToken = s.newRefreshChain
+	}
+	sess, tok, err := s.sessions.Create(r.Context(), p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.metrics.created.WithLabelValues("user").Inc()
 	s.log.InfoContext(r.Context(), "session created by admin", "user_id", u.ID, "session_id", sess.ID)
+	if transport == transportJWT {
+		s.answerJWT(w, r, sess, tok, nil, transportJWT, nil, http.StatusCreated)
+		return
+	}
 	writeJSON(w, http.StatusCreated, map[string]any{"session": viewSession(sess, false), "token": tok})
 }
 

@@ -14,6 +14,9 @@ type caller struct {
 	session    *sessiond.Session
 	token      string
 	fromCookie bool
+	// jwt: the request carried a client-side access token, not a session
+	// token; token is then the access token.
+	jwt bool
 }
 
 // requestToken returns the request's token: the Authorization header if
@@ -27,9 +30,22 @@ func (s *Server) requestToken(r *http.Request) (string, bool) {
 // pass through as themselves (503).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, error) {
 	tok, fromCookie := s.requestToken(r)
+	if tok == "" && s.clientSide != nil {
+		if c, err := r.Cookie(s.accessCookieName()); err == nil {
+			tok, fromCookie = c.Value, false
+		}
+	}
 	if tok == "" {
 		s.metrics.rejected.WithLabelValues("missing").Inc()
 		return nil, errUnauthenticated
+	}
+	if looksLikeJWT(tok) {
+		sess, err := s.authenticateJWT(r, tok)
+		if err != nil {
+			s.countRejection(err)
+			return nil, err
+		}
+		return &caller{session: sess, token: tok, jwt: true}, nil
 	}
 	sess, err := s.sessions.Validate(r.Context(), tok)
 	if err != nil {

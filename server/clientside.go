@@ -93,7 +93,8 @@ func (s *Server) newRefreshChain(id string) (string, error) {
 
 // answerJWT answers with a client-side session: a new access token for
 // sess, and its refresh token, in the body or in cookies.
-func (s *Server) answerJWT(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, refresh string, u *account.User, transport string, amr []string, status int) {
+// extra are further key, value pairs of the body.
+func (s *Server) answerJWT(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, refresh string, u *account.User, transport string, amr []string, status int, extra ...any) {
 	cs := s.clientSide
 	now := s.sessions.Now()
 	access, claims, err := cs.Issuer.Issue(cs.Keys.Ring(), accesstoken.Params{
@@ -104,6 +105,9 @@ func (s *Server) answerJWT(w http.ResponseWriter, r *http.Request, sess *session
 	}
 	expiresIn := int(claims.Expiry.Time().Sub(now) / time.Second)
 	body := map[string]any{"token_type": "Bearer", "expires_in": expiresIn}
+	for i := 0; i+1 < len(extra); i += 2 {
+		body[extra[i].(string)] = extra[i+1]
+	}
 	if sess != nil {
 		body["session"] = viewSession(sess, true)
 	}
@@ -267,6 +271,17 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 		}
 	}
 	return nil, "", errInvalidRefresh
+}
+
+// jwtTransportOf tells how a client-side caller holds its tokens: in
+// cookies when its access token came in the access cookie.
+func (s *Server) jwtTransportOf(r *http.Request) string {
+	if r.Header.Get("Authorization") == "" {
+		if _, err := r.Cookie(s.accessCookieName()); err == nil {
+			return transportJWTCookie
+		}
+	}
+	return transportJWT
 }
 
 // looksLikeJWT tells an access token from a session token without parsing.

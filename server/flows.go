@@ -33,7 +33,7 @@ func (e *RateLimitedError) Error() string {
 
 // signIn checks a sign-in's password, under the per-address limit and the
 // account lockout, and starts the session. The caller delivers the token.
-func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool) (*sessiond.Session, string, *account.User, error) {
+func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool, transport string) (*sessiond.Session, string, *account.User, error) {
 	ip := s.clientIP(r)
 	if s.loginLimiter != nil {
 		if blocked, wait := s.loginLimiter.blocked(ipKey(ip), time.Now()); blocked {
@@ -46,7 +46,7 @@ func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool
 		s.loginFailed(r, ip, err)
 		return nil, "", nil, err
 	}
-	sess, tok, err := s.createSession(r, u, rememberMe)
+	sess, tok, err := s.createSession(r, u, rememberMe, transport)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -56,11 +56,17 @@ func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool
 // createSession starts a session for u, replacing the one the request
 // carries (fixation defence; an anonymous session's data moves over), and
 // records the sign-in.
-func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool) (*sessiond.Session, string, error) {
+// For a client-side transport the token is the first refresh token of the
+// session's chain.
+func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool, transport string) (*sessiond.Session, string, error) {
 	old, _ := s.requestToken(r)
-	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
+	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
-	})
+	}
+	if isJWTTransport(transport) {
+		p.NewToken = s.newRefreshChain
+	}
+	sess, tok, err := s.sessions.Create(r.Context(), p)
 	if err != nil {
 		return nil, "", err
 	}
@@ -76,7 +82,13 @@ func (s *Server) signOut(r *http.Request, tok string, all bool) error {
 	if tok == "" {
 		return nil
 	}
-	sess, err := s.sessions.Peek(r.Context(), tok)
+	var sess *sessiond.Session
+	var err error
+	if looksLikeJWT(tok) {
+		sess, err = s.authenticateJWT(r, tok)
+	} else {
+		sess, err = s.sessions.Peek(r.Context(), tok)
+	}
 	if err != nil {
 		if sessiond.IsRejection(err) {
 			return nil
@@ -147,7 +159,17 @@ func (s *Server) changeOwnPassword(r *http.Request, c *caller, current, newPassw
 	if err != nil {
 		return nil, "", 0, err
 	}
-	sess, tok, err := s.sessions.Rotate(r.Context(), c.token)
+	var sess *sessiond.Session
+	var tok string
+	if c.jwt {
+		// A client-side session survives with a new refresh chain; the
+		// old chain, and the access tokens it renews, end with it.
+		if tok, err = s.newRefreshChain(c.session.ID); err == nil {
+			sess, err = s.sessions.Renew(r.Context(), c.session, tok)
+		}
+	} else {
+		sess, tok, err = s.sessions.Rotate(r.Context(), c.token)
+	}
 	if err != nil {
 		return nil, "", 0, err
 	}
@@ -187,7 +209,7 @@ func (s *Server) startReset(r *http.Request, email string) error {
 
 // resetPassword sets a new password with a reset token, ends every session
 // of the user and starts a new one for the caller, who delivers its token.
-func (s *Server) resetPassword(r *http.Request, token, newPassword string, rememberMe bool) (*sessiond.Session, string, *account.User, error) {
+func (s *Server) resetPassword(r *http.Request, token, newPassword string, rememberMe bool, transport string) (*sessiond.Session, string, *account.User, error) {
 	u, err := s.accounts.ConfirmReset(r.Context(), token, newPassword)
 	if err != nil {
 		return nil, "", nil, err
@@ -198,7 +220,7 @@ func (s *Server) resetPassword(r *http.Request, token, newPassword string, remem
 	}
 	s.log.InfoContext(r.Context(), "password reset", "user_id", u.ID)
 	s.audit.Record(s.auditContext(r), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
-	sess, tok, err := s.createSession(r, u, rememberMe)
+	sess, tok, err := s.createSession(r, u, rememberMe, transport)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -255,7 +277,7 @@ func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
 // ErrInvalidCredentials, and on success a new session that replaces the
 // request's own, carrying an anonymous session's data.
 func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, email, password string, rememberMe bool) (*sessiond.Session, *account.User, error) {
-	sess, tok, u, err := s.signIn(r, email, password, rememberMe)
+	sess, tok, u, err := s.signIn(r, email, password, rememberMe, transportCookie)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -266,7 +288,7 @@ func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, email, password 
 // StartSession signs in u, a user the caller has just authenticated
 // otherwise (a registration), as SignIn does after the password check.
 func (s *Server) StartSession(w http.ResponseWriter, r *http.Request, u *account.User, rememberMe bool) (*sessiond.Session, error) {
-	sess, tok, err := s.createSession(r, u, rememberMe)
+	sess, tok, err := s.createSession(r, u, rememberMe, transportCookie)
 	if err != nil {
 		return nil, err
 	}
@@ -322,7 +344,7 @@ func (s *Server) RequestPasswordReset(r *http.Request, email string) error {
 // /v1/password/reset/confirm does: every session of the user ends and the
 // request is signed in with a new one.
 func (s *Server) ConfirmPasswordReset(w http.ResponseWriter, r *http.Request, token, newPassword string, rememberMe bool) (*sessiond.Session, *account.User, error) {
-	sess, tok, u, err := s.resetPassword(r, token, newPassword, rememberMe)
+	sess, tok, u, err := s.resetPassword(r, token, newPassword, rememberMe, transportCookie)
 	if err != nil {
 		return nil, nil, err
 	}

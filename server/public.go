@@ -20,14 +20,19 @@ const (
 	transportToken  = "token"  // "token" in the body, no cookie
 )
 
-func checkTransport(t string) (string, error) {
+func (s *Server) checkTransport(t string) (string, error) {
 	switch t {
 	case "", transportCookie:
 		return transportCookie, nil
 	case transportToken:
 		return t, nil
+	case transportJWT, transportJWTCookie:
+		if s.clientSide == nil {
+			return "", errNoClientSide
+		}
+		return t, nil
 	}
-	return "", errorf(http.StatusBadRequest, "invalid_field", `transport must be "cookie" or "token"`)
+	return "", errorf(http.StatusBadRequest, "invalid_field", `transport must be "cookie", "token", "jwt" or "jwt_cookie"`)
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
@@ -67,12 +72,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	transport, err := checkTransport(req.Transport)
+	transport, err := s.checkTransport(req.Transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, u, err := s.signIn(r, req.Email, req.Password, req.RememberMe)
+	sess, tok, u, err := s.signIn(r, req.Email, req.Password, req.RememberMe, transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -98,6 +103,10 @@ func (s *Server) loginFailed(r *http.Request, ip string, err error) {
 
 // answerSession answers with a new session through the chosen transport.
 func (s *Server) answerSession(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, tok string, u *account.User, transport string, status int) {
+	if isJWTTransport(transport) {
+		s.answerJWT(w, r, sess, tok, u, transport, []string{"pwd"}, status)
+		return
+	}
 	body := map[string]any{"session": viewSession(sess, true), "user": viewUser(u)}
 	if transport == transportToken {
 		body["token"] = tok
@@ -124,6 +133,14 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Cookie.Clear(w)
 	tok, _ := s.requestToken(r)
+	if s.clientSide != nil {
+		if c, err := r.Cookie(s.accessCookieName()); err == nil && tok == "" {
+			tok = c.Value
+		}
+		if _, err := r.Cookie(s.refreshCookieName()); err == nil || looksLikeJWT(tok) {
+			s.clearClientCookies(w)
+		}
+	}
 	if err := s.signOut(r, tok, req.Scope == "all"); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -275,6 +292,10 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if c.jwt {
+		s.answerJWT(w, r, sess, tok, nil, s.jwtTransportOf(r), []string{"pwd"}, http.StatusOK, "revoked", n)
+		return
+	}
 	body := map[string]any{"revoked": n}
 	if c.fromCookie {
 		s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
@@ -344,12 +365,12 @@ func (s *Server) confirmReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	transport, err := checkTransport(req.Transport)
+	transport, err := s.checkTransport(req.Transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, u, err := s.resetPassword(r, req.Token, req.NewPassword, req.RememberMe)
+	sess, tok, u, err := s.resetPassword(r, req.Token, req.NewPassword, req.RememberMe, transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/sqlite"
 )
 
@@ -29,11 +30,17 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	path, err := c.databaseTarget()
+	kind, target, err := c.databaseTarget()
 	if err != nil {
 		return err
 	}
-	if err := sqlite.Migrate(ctx, path, sqlite.WithLogger(c.logger(stderr))); err != nil {
+	switch kind {
+	case dbSQLite:
+		err = sqlite.Migrate(ctx, target, sqlite.WithLogger(c.logger(stderr)))
+	case dbPostgres:
+		err = postgres.Migrate(ctx, target, postgres.WithLogger(c.logger(stderr)))
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied:", redactURL(c.Database))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sessiond/sessiond/accesstoken"
 	"io"
 	"net/netip"
 	"net/url"
@@ -78,6 +79,16 @@ type config struct {
 	IdleConnTimeout   time.Duration
 	ShutdownTimeout   time.Duration
 
+	AccessTokenTTL     time.Duration
+	JWTIssuer          string
+	JWTAudience        string
+	RefreshGrace       time.Duration
+	KeyActivationDelay time.Duration
+	JWKSMaxAge         time.Duration
+	KeyReloadInterval  time.Duration
+	KEKFile            string
+	kek                string // from SESSIOND_KEY_ENCRYPTION_KEY or the file; never printed
+
 	ConfigFile string
 }
 
@@ -85,8 +96,8 @@ type config struct {
 func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address of the public API")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:8081", "address of the admin API, health and metrics")
-	fs.StringVar(&c.Database, "database", "sqlite://sessiond.db", "accounts and sessions: sqlite://PATH")
-	fs.StringVar(&c.SessionStore, "session-store", "", "sessions, when not in --database (default: the database)")
+	fs.StringVar(&c.Database, "database", "sqlite://sessiond.db", "accounts and sessions: sqlite://PATH or postgres://USER@HOST/DB (pool and timeouts from the URL)")
+	fs.StringVar(&c.SessionStore, "session-store", "", "sessions elsewhere than --database: redis://HOST:PORT/DB (a cluster: ?addr=HOST:PORT&addr=…)")
 
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Minute, "a session unused this long ends")
 	fs.DurationVar(&c.AbsoluteTimeout, "absolute-timeout", 12*time.Hour, "a session ends this long after login, used or not")
@@ -139,6 +150,15 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "time to write a response")
 	fs.DurationVar(&c.IdleConnTimeout, "idle-conn-timeout", 120*time.Second, "keep-alive connections idle this long are closed")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get on SIGTERM")
+
+	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 5*time.Minute, "lifetime of a client-side access token (JWT)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", `"iss" of access tokens (default: --public-url, else "sessiond")`)
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", `comma-separated "aud" of access tokens`)
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", 10*time.Second, "how long a just-used refresh token may come again from an honest racing client")
+	fs.DurationVar(&c.KeyActivationDelay, "key-activation-delay", 90*time.Second, "a new signing key is published this long before it signs")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "Cache-Control max-age of /.well-known/jwks.json")
+	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 10*time.Second, "how often a node reloads the shared signing keys")
+	fs.StringVar(&c.KEKFile, "key-encryption-key-file", "", "file with the base64 32-byte key that seals signing keys at rest and keys refresh chains (or SESSIOND_KEY_ENCRYPTION_KEY); client-side sessions are off without one")
 
 	fs.StringVar(&c.ConfigFile, "config", "", "JSON file of settings, keys are flag names")
 }
@@ -256,6 +276,9 @@ func (c *config) applyFile(fs *flag.FlagSet, set, shared map[string]bool) error 
 }
 
 func (c *config) resolveSecrets(getenv func(string) string) error {
+	if err := c.resolveKEK(getenv); err != nil {
+		return err
+	}
 	envKey := getenv("SESSIOND_ADMIN_KEY")
 	switch {
 	case envKey != "" && c.AdminKeyFile != "":
@@ -307,6 +330,8 @@ func (c *config) validate() error {
 		{"read-header-timeout", c.ReadHeaderTimeout}, {"read-timeout", c.ReadTimeout},
 		{"write-timeout", c.WriteTimeout}, {"idle-conn-timeout", c.IdleConnTimeout},
 		{"shutdown-timeout", c.ShutdownTimeout},
+		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace},
+		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -369,11 +394,11 @@ func (c *config) validate() error {
 		}
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
-	if _, err := c.databaseTarget(); err != nil {
+	if _, _, err := c.databaseTarget(); err != nil {
 		return err
 	}
-	if c.SessionStore != "" && c.SessionStore != c.Database {
-		return fmt.Errorf("--session-store %q: a separate session store is not available in this build; sessions live in --database", redactURL(c.SessionStore))
+	if _, err := c.sessionStoreTarget(); err != nil {
+		return err
 	}
 	if err := c.cookie().Validate(); err != nil {
 		return fmt.Errorf("--cookie-*: %v", err)
@@ -407,19 +432,53 @@ func (c *config) proxies() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// databaseTarget returns the SQLite path of --database.
-func (c *config) databaseTarget() (string, error) {
+// database kinds of --database.
+const (
+	dbSQLite   = "sqlite"
+	dbPostgres = "postgres"
+)
+
+// databaseTarget returns the kind of --database and what to open: a file
+// path for SQLite, the URL for PostgreSQL.
+func (c *config) databaseTarget() (kind, target string, err error) {
 	switch {
 	case strings.HasPrefix(c.Database, "sqlite://"):
 		p := strings.TrimPrefix(c.Database, "sqlite://")
 		if p == "" {
-			return "", errors.New("--database sqlite:// needs a file path, like sqlite://sessiond.db")
+			return "", "", errors.New("--database sqlite:// needs a file path, like sqlite://sessiond.db")
 		}
-		return p, nil
+		return dbSQLite, p, nil
 	case strings.HasPrefix(c.Database, "postgres://"), strings.HasPrefix(c.Database, "postgresql://"):
-		return "", errors.New("--database: PostgreSQL is not available in this build yet; use sqlite://PATH")
+		if _, err := url.Parse(c.Database); err != nil {
+			return "", "", fmt.Errorf("--database: not a URL: %v", redactErr(err))
+		}
+		return dbPostgres, c.Database, nil
 	}
-	return "", fmt.Errorf("--database %q: want sqlite://PATH", redactURL(c.Database))
+	return "", "", fmt.Errorf("--database %q: want sqlite://PATH or postgres://…", redactURL(c.Database))
+}
+
+// sessionStoreTarget returns the Redis URL of --session-store, or "" when
+// sessions live in --database.
+func (c *config) sessionStoreTarget() (string, error) {
+	switch {
+	case c.SessionStore == "" || c.SessionStore == c.Database:
+		return "", nil
+	case strings.HasPrefix(c.SessionStore, "redis://"), strings.HasPrefix(c.SessionStore, "rediss://"):
+		if _, err := url.Parse(c.SessionStore); err != nil {
+			return "", fmt.Errorf("--session-store: not a URL: %v", redactErr(err))
+		}
+		return c.SessionStore, nil
+	}
+	return "", fmt.Errorf("--session-store %q: want redis://… or rediss://… (or nothing: the database)", redactURL(c.SessionStore))
+}
+
+// redactErr keeps a URL parse error from echoing a password.
+func redactErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return "invalid URL"
 }
 
 // redactURL hides a password in a URL for messages.
@@ -446,4 +505,42 @@ func (c *config) print(w io.Writer, fs *flag.FlagSet) {
 		key = "set (redacted)"
 	}
 	fmt.Fprintf(w, "admin-key: %s\n", key)
+	kek := "unset (client-side sessions off)"
+	if c.kek != "" {
+		kek = "set (redacted)"
+	}
+	fmt.Fprintf(w, "key-encryption-key: %s\n", kek)
+}
+
+func (c *config) resolveKEK(getenv func(string) string) error {
+	env := getenv("SESSIOND_KEY_ENCRYPTION_KEY")
+	switch {
+	case env != "" && c.KEKFile != "":
+		return errors.New("SESSIOND_KEY_ENCRYPTION_KEY and --key-encryption-key-file are both set; choose one")
+	case env != "":
+		c.kek = env
+	case c.KEKFile != "":
+		b, err := os.ReadFile(c.KEKFile)
+		if err != nil {
+			return fmt.Errorf("--key-encryption-key-file: %v", err)
+		}
+		c.kek = strings.TrimSpace(string(b))
+	}
+	if c.kek != "" {
+		if _, err := accesstoken.NewKeyEncryption(c.kek); err != nil {
+			return errors.New("the key-encryption key must be 32 bytes in base64 (make one with: sessiond keys new-kek)")
+		}
+	}
+	return nil
+}
+
+// jwtIssuer is the "iss" of access tokens.
+func (c *config) jwtIssuer() string {
+	switch {
+	case c.JWTIssuer != "":
+		return c.JWTIssuer
+	case c.PublicURL != "":
+		return c.PublicURL
+	}
+	return "sessiond"
 }

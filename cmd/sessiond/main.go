@@ -24,6 +24,8 @@ Usage:
   sessiond sessions list --user ID|--email E     list a user's active sessions
   sessiond sessions revoke --id ID               end one session
   sessiond sessions revoke --user ID|--email E   end every session of a user
+  sessiond keys rotate|list                      add a signing key for access tokens / show them
+  sessiond keys new-kek                          print a new key-encryption key (base64)
   sessiond version
 
 Every subcommand takes the serve flags (see 'sessiond serve -h'); each flag
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = userCmd(ctx, rest, getenv, stdin, stdout, stderr)
 	case "sessions":
 		err = sessionsCmd(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		err = keysCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sessiond", version)
 	case "help", "-h", "-help", "--help":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sessiond/sessiond/accesstoken"
 	"io"
 	"log/slog"
 	"net"
@@ -16,11 +17,9 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/sessionhttp"
-	"github.com/sessiond/sessiond/sqlite"
 )
 
 func parseLevel(s string) (slog.Level, error) {
@@ -90,28 +89,6 @@ func (c *config) accountConfig() account.Config {
 	}
 }
 
-// backend is what the database flags open: the stores and how to close
-// and probe them.
-type backend struct {
-	sessions sessiond.Store
-	accounts account.Store
-	audit    audit.Store // nil: no audit trail
-	ping     func(context.Context) error
-	close    func() error
-}
-
-func openBackend(ctx context.Context, c *config) (*backend, error) {
-	path, err := c.databaseTarget()
-	if err != nil {
-		return nil, err
-	}
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", c.Database, err)
-	}
-	return &backend{sessions: st, accounts: st, audit: st.Audit(), ping: st.Ping, close: st.Close}, nil
-}
-
 // app is a wired sessiond: stores, rules and the HTTP layer.
 type app struct {
 	cfg      *config
@@ -120,10 +97,11 @@ type app struct {
 	sessions *sessiond.Manager
 	accounts *account.Service
 	server   *server.Server
+	keyring  *accesstoken.Keyring // nil: client-side sessions off
 }
 
 func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string) string) (*app, error) {
-	b, err := openBackend(ctx, c)
+	b, err := openBackend(ctx, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +130,10 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if loginRate == 0 {
 		loginRate = -1 // the flag's 0 means off
 	}
+	clientSide, err := a.clientSide(ctx)
+	if err != nil {
+		return fail(err)
+	}
 	a.server, err = server.New(server.Config{
 		Cookie:              c.cookie(),
 		TrustedOrigins:      splitList(c.TrustedOrigins),
@@ -170,6 +152,8 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		Ready:    b.ping,
 		Logger:   log,
 		Audit:    b.audit,
+
+		ClientSide: clientSide,
 	})
 	if err != nil {
 		return fail(err)
@@ -248,6 +232,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		})
 	}
 	a.runAuditRetention(runCtx, &wg)
+	if a.keyring != nil {
+		wg.Go(func() {
+			_ = a.keyring.Run(runCtx, c.KeyReloadInterval, c.AccessTokenTTL, clockSkew, func(err error) { log.Error("signing keys", "err", err) })
+		})
+	}
 	wg.Go(func() {
 		_ = a.sessions.RunSweeper(runCtx, c.SweepInterval, func(err error) { log.Error("sweeping expired sessions", "err", err) })
 	})

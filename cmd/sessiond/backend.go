@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/accesstoken"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/postgres"
+	"github.com/sessiond/sessiond/redis"
+	"github.com/sessiond/sessiond/sqlite"
+)
+
+// backend is what --database and --session-store open: the stores, and
+// how to probe and close them.
+type backend struct {
+	sessions sessiond.Store
+	accounts account.Store
+	audit    audit.Store          // nil: no audit trail
+	keys     accesstoken.KeyStore // nil: no client-side sessions
+	ping     func(context.Context) error
+	close    func() error
+}
+
+func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, error) {
+	kind, target, err := c.databaseTarget()
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{}
+	var closers []func() error
+	var pings []func(context.Context) error
+	switch kind {
+	case dbSQLite:
+		st, err := sqlite.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", c.Database, err)
+		}
+		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
+		closers, pings = append(closers, st.Close), append(pings, st.Ping)
+	case dbPostgres:
+		st, err := postgres.Open(ctx, target, postgres.WithLogger(log))
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", redactURL(c.Database), err)
+		}
+		b.sessions, b.accounts = st, st
+		if a, ok := any(st).(interface{ Audit() audit.Store }); ok {
+			b.audit = a.Audit()
+		}
+		if k, ok := any(st).(interface{ Keys() accesstoken.KeyStore }); ok {
+			b.keys = k.Keys()
+		}
+		closers, pings = append(closers, st.Close), append(pings, st.Ping)
+	}
+	redisURL, err := c.sessionStoreTarget()
+	if err != nil {
+		return nil, err
+	}
+	if redisURL != "" {
+		rs, err := redis.Open(ctx, redisURL)
+		if err != nil {
+			for _, cl := range closers {
+				_ = cl()
+			}
+			return nil, fmt.Errorf("opening %s: %w", redactURL(redisURL), err)
+		}
+		b.sessions = rs
+		closers, pings = append(closers, rs.Close), append(pings, rs.Ping)
+	}
+	b.ping = func(ctx context.Context) error {
+		for _, p := range pings {
+			if err := p(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	b.close = func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	return b, nil
+}
