@@ -1,5 +1,7 @@
 // Package postgres is a sessiond.Store and an account.Store on PostgreSQL,
-// through pgx (github.com/jackc/pgx/v5) and its connection pool.
+// through pgx (github.com/jackc/pgx/v5) and its connection pool, with the
+// audit trail (Store.Audit, an audit.Store) and the signing keys of access
+// tokens (Store.Keys, an accesstoken.KeyStore) in the same database.
 //
 // Open runs the schema migrations (embedded, versioned with goose, under an
 // advisory lock so that nodes starting together migrate once) and returns a

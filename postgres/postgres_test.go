@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/storetest"
 )
@@ -20,4 +22,12 @@ func TestConformance(t *testing.T) {
 
 func TestAccountsConformance(t *testing.T) {
 	storetest.RunAccounts(t, func(t *testing.T) account.Store { return postgres.OpenTest(t) })
+}
+
+func TestAuditConformance(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) audit.Store { return postgres.OpenTest(t).Audit() })
+}
+
+func TestKeysConformance(t *testing.T) {
+	storetest.RunKeys(t, func(t *testing.T) accesstoken.KeyStore { return postgres.OpenTest(t).Keys() })
 }
