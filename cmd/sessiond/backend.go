@@ -47,13 +47,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", redactURL(c.Database), err)
 		}
-		b.sessions, b.accounts = st, st
-		if a, ok := any(st).(interface{ Audit() audit.Store }); ok {
-			b.audit = a.Audit()
-		}
-		if k, ok := any(st).(interface{ Keys() accesstoken.KeyStore }); ok {
-			b.keys = k.Keys()
-		}
+		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 	}
 	redisURL, err := c.sessionStoreTarget()
