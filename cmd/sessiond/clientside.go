@@ -15,10 +15,6 @@ import (
 	"github.com/sessiond/sessiond/server"
 )
 
-// clockSkew is the skew allowed between sessiond and the services that
-// verify its access tokens.
-const clockSkew = 30 * time.Second
-
 // clientSide wires client-side sessions when a key-encryption key is
 // configured: the shared signing keys (a first one is made when there is
 // none), the refresh chain key derived from the same secret, and the issuer.
@@ -48,7 +44,7 @@ func (a *app) clientSide(ctx context.Context) (*server.ClientSide, error) {
 		Issuer:       accesstoken.Issuer{Name: c.jwtIssuer(), Audience: splitList(c.JWTAudience), TTL: c.AccessTokenTTL},
 		Chain:        chain,
 		RefreshGrace: c.RefreshGrace,
-		Skew:         clockSkew,
+		Skew:         c.ClockSkew,
 		JWKSMaxAge:   c.JWKSMaxAge,
 	}, nil
 }
@@ -92,7 +88,7 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 	now := time.Now()
 	signing, _ := ring.Signing(now)
 	published := map[string]bool{}
-	for _, k := range ring.Published(now, c.AccessTokenTTL, clockSkew) {
+	for _, k := range ring.Published(now, c.AccessTokenTTL, c.ClockSkew) {
 		published[k.ID] = true
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

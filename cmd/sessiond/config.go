@@ -86,6 +86,7 @@ type config struct {
 	KeyActivationDelay time.Duration
 	JWKSMaxAge         time.Duration
 	KeyReloadInterval  time.Duration
+	ClockSkew          time.Duration
 	KEKFile            string
 	kek                string // from SESSIOND_KEY_ENCRYPTION_KEY or the file; never printed
 
@@ -158,6 +159,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.KeyActivationDelay, "key-activation-delay", 90*time.Second, "a new signing key is published this long before it signs")
 	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "Cache-Control max-age of /.well-known/jwks.json")
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 10*time.Second, "how often a node reloads the shared signing keys")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", 30*time.Second, "clock difference allowed between sessiond and the services verifying its access tokens; a retired key stays published this long past its last token's expiry")
 	fs.StringVar(&c.KEKFile, "key-encryption-key-file", "", "file with the base64 32-byte key that seals signing keys at rest and keys refresh chains (or SESSIOND_KEY_ENCRYPTION_KEY); client-side sessions are off without one")
 
 	fs.StringVar(&c.ConfigFile, "config", "", "JSON file of settings, keys are flag names")
@@ -332,6 +334,7 @@ func (c *config) validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace},
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
+		{"clock-skew", c.ClockSkew},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {

@@ -234,7 +234,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	a.runAuditRetention(runCtx, &wg)
 	if a.keyring != nil {
 		wg.Go(func() {
-			_ = a.keyring.Run(runCtx, c.KeyReloadInterval, c.AccessTokenTTL, clockSkew, func(err error) { log.Error("signing keys", "err", err) })
+			_ = a.keyring.Run(runCtx, c.KeyReloadInterval, c.AccessTokenTTL, c.ClockSkew, func(err error) { log.Error("signing keys", "err", err) })
 		})
 	}
 	wg.Go(func() {
