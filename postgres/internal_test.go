@@ -171,6 +171,71 @@ func TestParse(t *testing.T) {
 	}
 }
 
+func TestOneSchema(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"sessiond", "sessiond", true},
+		{" Sessiond_2$ ", "sessiond_2$", true},
+		{`"We""ird, one"`, `We"ird, one`, true},
+		{"", "", false},
+		{"$user", "", false},
+		{`"$user", public`, "", false},
+		{"a,b", "", false},
+		{"a, b", "", false},
+		{`"a","b"`, "", false},
+		{`""`, "", false},
+		{"2fast", "", false},
+	} {
+		got, ok := oneSchema(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("oneSchema(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestURLSchema: a URL whose search_path names one schema selects it like
+// WithSchema does, for the migrations (which create it) and for the pool;
+// WithSchema wins over the URL.
+func TestURLSchema(t *testing.T) {
+	ctx := t.Context()
+	schema := testSchema(t)
+	st, err := Open(ctx, withParams(t, "search_path", schema))
+	if err != nil {
+		t.Fatalf("Open with search_path=%s: %v", schema, err)
+	}
+	defer st.Close()
+	if err := st.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create(ctx, testSession(t, "s1", "u1", testNow()), sessiond.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn := adminConn(t, schema)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM sessions WHERE id = 's1'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the session in schema %s: %d rows, %v", schema, n, err)
+	}
+	for _, table := range []string{"sessions", "users", "audit_events", "signing_keys", versionTable} {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, schema+"."+table).Scan(&ok); err != nil || !ok {
+			t.Errorf("table %s.%s: %v, %v", schema, table, ok, err)
+		}
+	}
+
+	other := testSchema(t)
+	st2, err := Open(ctx, withParams(t, "search_path", schema), WithSchema(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if _, err := st2.ByID(ctx, "s1"); !errors.Is(err, sessiond.ErrNotFound) {
+		t.Errorf("WithSchema(%s) over the URL's search_path: ByID = %v, want ErrNotFound", other, err)
+	}
+}
+
 func TestOptions(t *testing.T) {
 	if _, err := Open(t.Context(), "postgres://nobody@127.0.0.1:1/x", WithSchema(strings.Repeat("s", 64))); err == nil {
 		t.Error("Open with a 64-byte schema name succeeded")

@@ -26,8 +26,9 @@
 // cached.
 //
 // The tables go to the first schema of the connection's search_path
-// (public by default). Give sessiond a schema of its own with WithSchema
-// when the database is shared. Transaction-pooling proxies (PgBouncer in
+// (public by default). Give sessiond a schema of its own with WithSchema,
+// or with a URL that names one (?search_path=sessiond), when the database
+// is shared. Transaction-pooling proxies (PgBouncer in
 // transaction mode) do not keep the per-connection settings nor LISTEN:
 // connect directly or through session pooling.
 package postgres
@@ -84,6 +85,11 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithSchema keeps sessiond's tables in the schema name, creating it if it
 // is missing: every connection of the store gets search_path set to it
 // alone. Default: none, the search_path of the URL or the server applies.
+//
+// A URL can do the same without the option: a search_path parameter that
+// names one schema (postgres://…/db?search_path=sessiond) is that schema,
+// created if missing. A list of schemas (search_path=a,b) is used as it
+// is, and must exist.
 func WithSchema(name string) Option { return func(c *config) { c.schema = name } }
 
 // WithTimeout bounds every store call whose context has no earlier deadline:
@@ -119,13 +125,17 @@ func newConfig(opts []Option) (config, error) {
 type connConfigs struct {
 	pool    *pgxpool.Config
 	migrate *pgx.ConnConfig
+	// schema is the schema the migrations create if it is missing: that
+	// of WithSchema, else the URL's search_path when it names one schema,
+	// else none.
+	schema string
 }
 
 // parse parses url and applies c. Every connection of the pool, of Listen
 // and of the migrations gets these runtime parameters in its startup
 // message, so a reconnect has them too:
 //
-//   - search_path: the schema of WithSchema, when given.
+//   - search_path: the schema of WithSchema, when given; else the URL's.
 //   - statement_timeout and idle_in_transaction_session_timeout: c.timeout,
 //     unless the URL sets them; the second ends a transaction whose client
 //     vanished while it held row locks.
@@ -146,8 +156,14 @@ func parse(url string, c config) (connConfigs, error) {
 		rp["application_name"] = "sessiond"
 	}
 	rp["default_transaction_isolation"] = "read committed"
-	if c.schema != "" {
-		rp["search_path"] = pgx.Identifier{c.schema}.Sanitize()
+	schema := c.schema
+	if schema != "" {
+		rp["search_path"] = pgx.Identifier{schema}.Sanitize()
+	} else if name, ok := oneSchema(rp["search_path"]); ok {
+		if len(name) > maxSchemaLen || strings.ContainsRune(name, 0) {
+			return connConfigs{}, fmt.Errorf("postgres: search_path %q: want at most %d bytes and no NUL", name, maxSchemaLen)
+		}
+		schema = name
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = c.timeout
@@ -159,7 +175,34 @@ func parse(url string, c config) (connConfigs, error) {
 			rp[p] = ms
 		}
 	}
-	return connConfigs{pool: pc, migrate: mc}, nil
+	return connConfigs{pool: pc, migrate: mc, schema: schema}, nil
+}
+
+// oneSchema returns the schema that search_path names when it names exactly
+// one, as PostgreSQL reads it: an unquoted name folded to lower case, or a
+// double-quoted one taken as it is ("" standing for a quote). "$user" and
+// lists are not one schema.
+func oneSchema(searchPath string) (string, bool) {
+	v := strings.TrimSpace(searchPath)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		inner := v[1 : len(v)-1]
+		if strings.Contains(strings.ReplaceAll(inner, `""`, ""), `"`) || inner == "" {
+			return "", false // several quoted names, or a stray quote
+		}
+		return strings.ReplaceAll(inner, `""`, `"`), true
+	}
+	if v == "" || v == "$user" {
+		return "", false
+	}
+	for i, r := range v {
+		switch {
+		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '$'):
+		default:
+			return "", false // a list, or something to leave to the server
+		}
+	}
+	return strings.ToLower(v), true
 }
 
 // hasSetting reports whether the runtime parameters set name, on their own
@@ -185,7 +228,7 @@ func Migrate(ctx context.Context, url string, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	return migrate(ctx, cfg.migrate, c)
+	return migrate(ctx, cfg, c.logger)
 }
 
 // migrations returns the SQL migration files. The schema is PostgreSQL's;
@@ -199,21 +242,21 @@ func migrations() fs.FS {
 }
 
 // migrate runs the migrations through database/sql (goose's interface) on
-// connections of their own, which it closes.
-func migrate(ctx context.Context, cc *pgx.ConnConfig, c config) error {
-	db := stdlib.OpenDB(*cc)
+// connections of their own, which it closes, after creating cfg.schema.
+func migrate(ctx context.Context, cfg connConfigs, logger *slog.Logger) error {
+	db := stdlib.OpenDB(*cfg.migrate)
 	defer db.Close()
-	if c.schema != "" {
+	if schema := cfg.schema; schema != "" {
 		// Two processes creating the same schema at once can collide on the
 		// catalog's unique index even with IF NOT EXISTS; the loser finds it
 		// there, which is all it wanted.
-		_, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{c.schema}.Sanitize())
+		_, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
 		if err != nil && !isCode(err, codeUniqueViolation) && !isCode(err, codeDuplicateSchema) {
-			return fmt.Errorf("postgres: creating schema %q: %w", c.schema, err)
+			return fmt.Errorf("postgres: creating schema %q: %w", schema, err)
 		}
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations(),
-		goose.WithSlog(c.logger),
+		goose.WithSlog(logger),
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithTableName(versionTable),
 		goose.WithSessionLocker(migrationLock{}),
@@ -274,7 +317,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, cfg.migrate, c); err != nil {
+	if err := migrate(ctx, cfg, c.logger); err != nil {
 		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.pool)
