@@ -3,6 +3,8 @@
 // sessions only; accounts stay in SQL.
 //
 //	st, err := redis.Open(ctx, "redis://127.0.0.1:6379/0", redis.WithPrefix("myapp:"))
+//	// the same prefix from the URL, as sessiond's --session-store gives it
+//	st, err := redis.Open(ctx, "redis://127.0.0.1:6379/0?prefix=myapp:")
 //	// a cluster: several addresses in one URL
 //	st, err := redis.Open(ctx, "redis://10.0.0.1:6379?addr=10.0.0.2:6379&addr=10.0.0.3:6379")
 //

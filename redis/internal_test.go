@@ -46,3 +46,23 @@ func TestSplitMember(t *testing.T) {
 		}
 	}
 }
+
+func TestTakePrefix(t *testing.T) {
+	for _, tc := range []struct {
+		in, rest, prefix string
+		ok, err          bool
+	}{
+		{in: "redis://127.0.0.1:6379/0", rest: "redis://127.0.0.1:6379/0"},
+		{in: "redis://h:1/0?prefix=app%3A", rest: "redis://h:1/0", prefix: "app:", ok: true},
+		{in: "redis://u:pw@h:1?addr=h:2&prefix=t1:&addr=h:3", rest: "redis://u:pw@h:1?addr=h%3A2&addr=h%3A3", prefix: "t1:", ok: true},
+		{in: "redis://h:1?prefix=", rest: "redis://h:1", prefix: "", ok: true},
+		{in: "redis://h:1?prefix=a&prefix=b", err: true},
+		{in: "redis://h:1?prefix=%zz", err: true},
+	} {
+		rest, prefix, ok, err := takePrefix(tc.in)
+		if (err != nil) != tc.err || rest != tc.rest || prefix != tc.prefix || ok != tc.ok {
+			t.Errorf("takePrefix(%q) = %q, %q, %v, %v; want %q, %q, %v, error %v",
+				tc.in, rest, prefix, ok, err, tc.rest, tc.prefix, tc.ok, tc.err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
@@ -266,6 +267,50 @@ func testOddIDs(t *testing.T, st *redis.Store) {
 		if _, err := st.ByID(ctx, s.ID); !errors.Is(err, sessiond.ErrNotFound) {
 			t.Errorf("ByID(%q) after the sweep = %v", s.ID, err)
 		}
+	}
+}
+
+// TestURLPrefix: the URL's prefix parameter puts the keys under it, and
+// WithPrefix wins over it.
+func TestURLPrefix(t *testing.T) {
+	url := serverURL(t)
+	prefix, other := newPrefix(t, url), newPrefix(t, url)
+	withPrefix := func(p string) string {
+		u, err := neturl.Parse(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("prefix", p)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	ctx := t.Context()
+	st, err := redis.Open(ctx, withPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := newSession(t, "s1", "u1", time.Now().UTC().Truncate(time.Microsecond))
+	if err := st.Create(ctx, s, sessiond.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := openStore(t, url, prefix).ByID(ctx, s.ID); err != nil || got.ID != s.ID {
+		t.Fatalf("ByID under %q = %+v, %v; want the session created with ?prefix=", prefix, got, err)
+	}
+	if _, err := openStore(t, url, redis.DefaultPrefix).ByID(ctx, s.ID); !errors.Is(err, sessiond.ErrNotFound) {
+		t.Fatalf("ByID under the default prefix = %v, want ErrNotFound", err)
+	}
+	over, err := redis.Open(ctx, withPrefix(prefix), redis.WithPrefix(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if _, err := over.ByID(ctx, s.ID); !errors.Is(err, sessiond.ErrNotFound) {
+		t.Fatalf("ByID with WithPrefix over the URL's = %v, want ErrNotFound", err)
+	}
+	if _, err := redis.Open(ctx, withPrefix("a{b}:")); err == nil {
+		t.Fatal("Open with a brace in the URL's prefix succeeded")
 	}
 }
 

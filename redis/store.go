@@ -42,6 +42,7 @@ const maxRecentWindow = time.Second
 
 type config struct {
 	prefix    string
+	prefixSet bool // WithPrefix was given: it wins over the URL's
 	timeout   time.Duration
 	cacheTTL  time.Duration
 	clientOpt func(*rueidis.ClientOption)
@@ -51,10 +52,11 @@ type config struct {
 type Option func(*config)
 
 // WithPrefix puts every key of the store under prefix p, so that several
-// stores (tenants, tests) share a server without colliding. Default
-// "sessiond:". The prefix may not contain '{' or '}', which would change
-// the keys' Redis Cluster hash tags.
-func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+// stores (tenants, tests) share a server without colliding. Default: the
+// URL's prefix parameter (redis://host:6379/0?prefix=myapp:), else
+// "sessiond:"; WithPrefix wins over the URL. The prefix may not contain
+// '{' or '}', which would change the keys' Redis Cluster hash tags.
+func WithPrefix(p string) Option { return func(c *config) { c.prefix, c.prefixSet = p, true } }
 
 // WithTimeout bounds every call to the server, and connecting to it: a call
 // that gets no answer in time fails (and sessiond fails closed) rather than
@@ -77,11 +79,20 @@ func WithClientOption(f func(*rueidis.ClientOption)) Option {
 // Open connects to the Redis server or cluster named by rawURL and returns
 // a Store on it. The URL is redis:// or rediss:// (TLS), with user,
 // password and database as usual; more nodes of a cluster are given as
-// addr query parameters (redis://h1:6379?addr=h2:6379&addr=h3:6379). See
-// rueidis.ParseURL for the other parameters. Open fails when no node
-// answers within the timeout, or when a node runs a Redis older than 7.0.
+// addr query parameters (redis://h1:6379?addr=h2:6379&addr=h3:6379). The
+// parameter prefix is the key prefix (see WithPrefix), taken out before
+// the rest goes to rueidis.ParseURL, which reads the other parameters.
+// Open fails when no node answers within the timeout, or when a node runs
+// a Redis older than 7.0.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	cfg := config{prefix: DefaultPrefix, timeout: DefaultTimeout, cacheTTL: DefaultCacheTTL}
+	rawURL, prefix, hasPrefix, err := takePrefix(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: open: bad URL: %w", err)
+	}
+	if hasPrefix {
+		cfg.prefix = prefix
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -132,6 +143,33 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("redis: open %s: %w", redactedAddrs(o), err)
 	}
 	return s, nil
+}
+
+// takePrefix returns rawURL without its prefix query parameter, and that
+// parameter's value. A URL without one comes back as it is.
+func takePrefix(rawURL string) (rest, prefix string, ok bool, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the URL, password included.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return "", "", false, err
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return "", "", false, err
+	}
+	ps, ok := q["prefix"]
+	switch {
+	case !ok:
+		return rawURL, "", false, nil
+	case len(ps) > 1:
+		return "", "", false, errors.New("more than one prefix parameter")
+	}
+	q.Del("prefix")
+	u.RawQuery = q.Encode()
+	return u.String(), ps[0], true, nil
 }
 
 // newClient is rueidis.NewClient, which takes no context, given up on when
