@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,10 @@ type Manager struct {
 	policy Policy
 	now    func() time.Time
 	rand   io.Reader
+
+	cache   *sessionCache // nil: every validation reads the store (WithCache)
+	touches chan Touch    // sliding-expiry writes for RunTouches
+	running atomic.Bool   // RunTouches is draining touches
 }
 
 // Option configures a Manager's collaborators.
@@ -40,7 +45,7 @@ func NewManager(store Store, p Policy, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{store: store, policy: p, now: time.Now, rand: rand.Reader}
+	m := &Manager{store: store, policy: p, now: time.Now, rand: rand.Reader, touches: make(chan Touch, touchQueue)}
 	for _, o := range opts {
 		o(m)
 	}
@@ -141,6 +146,14 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 	if err := m.store.Create(ctx, s, opts); err != nil {
 		return nil, "", err
 	}
+	if m.cache != nil {
+		if opts.Replace != "" {
+			m.cache.invalidateIDs([]string{opts.Replace})
+		}
+		if opts.MaxPerUser > 0 {
+			m.cache.invalidateUser(p.UserID) // evictions are the store's choice
+		}
+	}
 	s = s.Clone()
 	s.Data = nil
 	return s, token, nil
@@ -184,6 +197,16 @@ func (m *Manager) lookup(ctx context.Context, token string, now time.Time) (*Ses
 		return nil, err
 	}
 	h := HashToken(token)
+	var epoch uint64
+	if m.cache != nil {
+		if e, ok := m.cache.get(h, now); ok && e.s.TokenHash.Equal(h) && e.s.Check(now) == nil {
+			s := e.s
+			return &s, nil
+		}
+		// A miss, a stale entry, or a snapshot that looks expired (another
+		// node may have slid it since): ask the store.
+		epoch = m.cache.epoch.Load()
+	}
 	s, err := m.store.ByTokenHash(ctx, h)
 	if err != nil {
 		return nil, err
@@ -194,7 +217,25 @@ func (m *Manager) lookup(ctx context.Context, token string, now time.Time) (*Ses
 	if err := s.Check(now); err != nil {
 		return nil, err
 	}
+	if m.cache != nil {
+		m.cache.fill(s, now, epoch)
+	}
 	return s, nil
+}
+
+// Invalidate drops the given sessions from the cache (nil: all of them).
+// Feeds of changes made elsewhere call it, such as PostgreSQL notifications
+// of revocations on other nodes. Without a cache it does nothing.
+func (m *Manager) Invalidate(ids []string) {
+	if m.cache != nil {
+		m.cache.invalidateIDs(ids)
+	}
+}
+
+func (m *Manager) invalidate(id string) {
+	if m.cache != nil {
+		m.cache.invalidateIDs([]string{id})
+	}
 }
 
 // slide extends s's idle deadline to now plus its idle timeout (never past
@@ -206,10 +247,15 @@ func (m *Manager) slide(ctx context.Context, s *Session, now time.Time) error {
 	}
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
-	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
-		return err
+	if !m.queueTouch(t) {
+		if err := m.store.Touch(ctx, []Touch{t}); err != nil {
+			return err
+		}
 	}
 	s.LastSeenAt, s.IdleExpiresAt = t.LastSeenAt, t.IdleExpiresAt
+	if m.cache != nil {
+		m.cache.update(s)
+	}
 	return nil
 }
 
@@ -234,6 +280,7 @@ func (m *Manager) rotate(ctx context.Context, s *Session, now time.Time) (*Sessi
 	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
 		return nil, "", err
 	}
+	m.invalidate(s.ID)
 	s.TokenHash = h
 	return s, token, nil
 }
@@ -252,6 +299,7 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
 		return nil, err
 	}
+	m.invalidate(s.ID)
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
 	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
@@ -265,7 +313,9 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 // Revoke ends the session id with reason. It returns ErrNotFound when no
 // active session has that id.
 func (m *Manager) Revoke(ctx context.Context, id, reason string) error {
-	return m.store.Revoke(ctx, id, m.Now(), reason)
+	err := m.store.Revoke(ctx, id, m.Now(), reason)
+	m.invalidate(id) // also on error: the outcome may be unknown
+	return err
 }
 
 // RevokeToken ends the session of token (logout) and returns it.
@@ -275,7 +325,9 @@ func (m *Manager) RevokeToken(ctx context.Context, token, reason string) (*Sessi
 	if err != nil {
 		return nil, err
 	}
-	if err := m.store.Revoke(ctx, s.ID, now, reason); err != nil {
+	err = m.store.Revoke(ctx, s.ID, now, reason)
+	m.invalidate(s.ID)
+	if err != nil {
 		return nil, err
 	}
 	s.RevokedAt, s.RevokeReason = now, reason
@@ -289,7 +341,11 @@ func (m *Manager) RevokeUser(ctx context.Context, userID, exceptID, reason strin
 	if userID == "" {
 		return 0, fmt.Errorf("sessiond: RevokeUser: %w: empty user id", ErrNotFound)
 	}
-	return m.store.RevokeByUser(ctx, userID, exceptID, m.Now(), reason)
+	n, err := m.store.RevokeByUser(ctx, userID, exceptID, m.Now(), reason)
+	if m.cache != nil {
+		m.cache.invalidateUser(userID)
+	}
+	return n, err
 }
 
 // List returns the user's active sessions, the most recently used first.
@@ -420,4 +476,76 @@ func NewID(r io.Reader) (string, error) {
 		return "", fmt.Errorf("sessiond: reading randomness: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+// touchQueue is how many touches may wait for RunTouches.
+const touchQueue = 8192
+
+// queueTouch hands t to RunTouches; false when it is not running or its
+// queue is full, and the caller must write t itself.
+func (m *Manager) queueTouch(t Touch) bool {
+	if !m.running.Load() {
+		return false
+	}
+	select {
+	case m.touches <- t:
+		return true
+	default:
+		return false
+	}
+}
+
+// RunTouches writes sliding-expiry touches in batches, off the request
+// path, until ctx ends; then it writes what is still queued. While it runs,
+// Validate queues its touches instead of writing them: a busy node makes
+// one store write per batch (at most every interval, up to 512 touches),
+// not one per session. Without it Validate writes touches itself. Errors
+// go to onError (may be nil): a lost touch only lets a session's idle
+// deadline in the store lag, which can end it early, never late.
+func (m *Manager) RunTouches(ctx context.Context, every time.Duration, onError func(error)) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return errors.New("sessiond: RunTouches is already running")
+	}
+	const batchMax = 512
+	batch := make([]Touch, 0, batchMax)
+	flush := func(ctx context.Context) {
+		if len(batch) == 0 {
+			return
+		}
+		if err := m.store.Touch(ctx, batch); err != nil && onError != nil {
+			onError(fmt.Errorf("writing %d touches: %w", len(batch), err))
+		}
+		batch = batch[:0]
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case tc := <-m.touches:
+			batch = append(batch, tc)
+			if len(batch) == batchMax {
+				flush(ctx)
+			}
+		case <-t.C:
+			flush(ctx)
+		case <-ctx.Done():
+			m.running.Store(false)
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			for {
+				select {
+				case tc := <-m.touches:
+					batch = append(batch, tc)
+					if len(batch) == batchMax {
+						flush(final)
+					}
+					continue
+				default:
+				}
+				break
+			}
+			flush(final)
+			return ctx.Err()
+		}
+	}
 }

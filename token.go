@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"unsafe"
 )
 
 // A secret token as text: a kind prefix, 256 random bits in unpadded
@@ -48,7 +49,7 @@ func (h TokenHash) Equal(o TokenHash) bool {
 }
 
 // HashToken returns the hash that a store keeps for token.
-func HashToken(token string) TokenHash { return sha256.Sum256([]byte(token)) }
+func HashToken(token string) TokenHash { return sha256.Sum256(bytesOf(token)) }
 
 // NewSecret returns fresh token text with the given prefix, reading 256 bits
 // from r (crypto/rand.Reader when r is nil). Other secrets of sessiond
@@ -77,42 +78,45 @@ func CheckSecret(text, prefix string) bool {
 		return false
 	}
 	body := text[len(prefix) : len(prefix)+secretChars]
+	var bad byte
 	for i := 0; i < len(body); i++ {
-		if !isB64URL(body[i]) {
-			return false
-		}
+		bad |= b64Values[body[i]]
 	}
 	// The last character of 43 encodes only 4 bits of the 256; the other 2
 	// bits must be zero or the text has no canonical decoding.
-	if b64Value(body[secretChars-1])&0x3 != 0 {
+	if bad&0x80 != 0 || b64Values[body[secretChars-1]]&0x3 != 0 {
 		return false
 	}
-	// Decode the 6-character checksum by hand: 36 bits, of which the last 4
-	// must be zero. (The standard decoder would make the string escape.)
+	// The 6-character checksum: 36 bits, of which the last 4 must be zero.
 	var sum uint64
 	for i := len(prefix) + secretChars; i < len(text); i++ {
-		if !isB64URL(text[i]) {
+		v := b64Values[text[i]]
+		if v&0x80 != 0 {
 			return false
 		}
-		sum = sum<<6 | uint64(b64Value(text[i]))
+		sum = sum<<6 | uint64(v)
 	}
 	if sum&0xf != 0 {
 		return false
 	}
-	return uint32(sum>>4) == crcString(text[:len(prefix)+secretChars])
+	return uint32(sum>>4) == crc32.ChecksumIEEE(bytesOf(text[:len(prefix)+secretChars]))
 }
 
-var crcTable = crc32.MakeTable(crc32.IEEE)
+// bytesOf views s as bytes without copying, for functions that only read
+// their argument (hashes and checksums), so the hot path does not allocate.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// crcString is crc32.ChecksumIEEE over a string, without the conversion
-// to []byte that would allocate.
-func crcString(s string) uint32 {
-	crc := ^uint32(0)
-	for i := 0; i < len(s); i++ {
-		crc = crcTable[byte(crc)^s[i]] ^ crc>>8
+// b64Values maps a base64url character to its value, anything else to 0xff.
+var b64Values = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return ^crc
-}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
 
 // ParseToken checks that text is a well-formed session token.
 // It returns ErrMalformedToken when it is not.
@@ -121,23 +125,4 @@ func ParseToken(text string) error {
 		return ErrMalformedToken
 	}
 	return nil
-}
-
-func isB64URL(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
-}
-
-func b64Value(c byte) byte {
-	switch {
-	case 'A' <= c && c <= 'Z':
-		return c - 'A'
-	case 'a' <= c && c <= 'z':
-		return c - 'a' + 26
-	case '0' <= c && c <= '9':
-		return c - '0' + 52
-	case c == '-':
-		return 62
-	default:
-		return 63
-	}
 }

@@ -11,3 +11,7 @@ import (
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sessiond.Store { return memstore.New() })
 }
+
+func TestConformanceCached(t *testing.T) {
+	storetest.RunCached(t, func(t *testing.T) sessiond.Store { return memstore.New() })
+}

@@ -52,19 +52,30 @@ type NewStore func(t *testing.T) sessiond.Store
 // parallel, each with a store of its own.
 func Run(t *testing.T, newStore NewStore) {
 	t.Helper()
+	run(t, newStore)
+}
+
+// RunCached runs the suite again with the Manager's cache of validated
+// sessions on: every rule must hold the same with it.
+func RunCached(t *testing.T, newStore NewStore) {
+	t.Helper()
+	run(t, newStore, sessiond.WithCache(sessiond.CacheConfig{Size: 1000}))
+}
+
+func run(t *testing.T, newStore NewStore, opts ...sessiond.Option) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.fn(t, newEnv(t, newStore, sessiond.Policy{}))
+			tc.fn(t, newEnv(t, newStore, sessiond.Policy{}, opts...))
 		})
 	}
 	t.Run("MaxSessionsPerUser", func(t *testing.T) {
 		t.Parallel()
-		testMaxSessions(t, newEnv(t, newStore, sessiond.Policy{MaxSessionsPerUser: 2}))
+		testMaxSessions(t, newEnv(t, newStore, sessiond.Policy{MaxSessionsPerUser: 2}, opts...))
 	})
 	t.Run("DataLimits", func(t *testing.T) {
 		t.Parallel()
-		testDataLimits(t, newEnv(t, newStore, sessiond.Policy{MaxValueBytes: 100, MaxDataBytes: 200}))
+		testDataLimits(t, newEnv(t, newStore, sessiond.Policy{MaxValueBytes: 100, MaxDataBytes: 200}, opts...))
 	})
 }
 
@@ -75,11 +86,11 @@ type env struct {
 	clock *Clock
 }
 
-func newEnv(t *testing.T, newStore NewStore, p sessiond.Policy) *env {
+func newEnv(t *testing.T, newStore NewStore, p sessiond.Policy, opts ...sessiond.Option) *env {
 	t.Helper()
 	st := newStore(t)
 	clock := NewClock()
-	m, err := sessiond.NewManager(st, p, sessiond.WithClock(clock.Now))
+	m, err := sessiond.NewManager(st, p, append([]sessiond.Option{sessiond.WithClock(clock.Now)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
