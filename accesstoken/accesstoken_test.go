@@ -242,6 +242,54 @@ func TestVerifierThrottlesRefetches(t *testing.T) {
 	}
 }
 
+// TestVerifierHonoursAShortMaxAge: with a JWKS max-age shorter than
+// MinRefetch, an expired copy is fetched again at its max-age, so a key
+// published ahead of its activation is known when its first token arrives.
+func TestVerifierHonoursAShortMaxAge(t *testing.T) {
+	now := time.Now()
+	var mu sync.Mutex
+	keys := []*accesstoken.Key{newKey(t, now)}
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		mu.Lock()
+		b, _ := accesstoken.JWKS(keys)
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "public, max-age=2")
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	clock := now
+	v := accesstoken.NewVerifier(accesstoken.VerifierConfig{JWKSURL: srv.URL, Issuer: issuer.Name,
+		Now: func() time.Time { return clock }}) // MinRefetch: the default 10s
+	tok, _, _ := issuer.Issue(accesstoken.NewRing(keys), accesstoken.Params{UserID: "u", SessionID: "s"}, now)
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	// A rotation: the new key is published, and signs 3s later.
+	k2 := newKey(t, now)
+	mu.Lock()
+	keys = append(keys, k2)
+	mu.Unlock()
+	clock = now.Add(3 * time.Second)
+	tok2, _, _ := issuer.Issue(accesstoken.NewRing([]*accesstoken.Key{k2}), accesstoken.Params{UserID: "u", SessionID: "s"}, clock)
+	if _, err := v.Verify(context.Background(), tok2); err != nil {
+		t.Fatalf("the new key's token 3s after a fetch with max-age=2: %v", err)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2", n)
+	}
+	// Within the max-age nothing is fetched, even for unknown keys beyond
+	// MinRefetch's allowance.
+	stranger, _, _ := issuer.Issue(accesstoken.NewRing([]*accesstoken.Key{newKey(t, now)}), accesstoken.Params{UserID: "u", SessionID: "s"}, clock)
+	for range 5 {
+		_, _ = v.Verify(context.Background(), stranger)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after unknown-key tokens within MinRefetch, want still 2", n)
+	}
+}
+
 // TestOtherJOSELibraryVerifies checks our tokens with lestrrat-go/jwx, a
 // JOSE implementation independent of the go-jose that signs them, reading
 // the keys from the JWKS document as a third party would.

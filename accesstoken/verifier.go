@@ -98,12 +98,21 @@ func (v *Verifier) key(kid string) (ed25519.PublicKey, bool) {
 
 // ensure fetches the JWKS when none was fetched yet, when the copy is
 // older than its max-age, or when a token named an unknown key; never more
-// than once per MinRefetch, so a flood of bad tokens cannot make the
-// verifier hammer sessiond.
+// than once per MinRefetch (or per max-age, at least a second, when that is
+// shorter and the copy has expired), so a flood of bad tokens cannot make
+// the verifier hammer sessiond.
 func (v *Verifier) ensure(ctx context.Context, now time.Time, unknownKid bool) error {
 	v.mu.Lock()
-	stale := unknownKid || v.keys == nil || now.Sub(v.fetchedAt) >= v.maxAge
-	throttled := !v.lastTry.IsZero() && now.Sub(v.lastTry) < v.cfg.MinRefetch
+	expired := v.keys == nil || now.Sub(v.fetchedAt) >= v.maxAge
+	stale := unknownKid || expired
+	gap := v.cfg.MinRefetch
+	if expired && v.maxAge < gap {
+		// sessiond asked for a fresher copy than MinRefetch allows (a short
+		// --jwks-max-age): honour its max-age, with a floor, or a key
+		// published ahead of its activation would go unseen for MinRefetch.
+		gap = max(v.maxAge, time.Second)
+	}
+	throttled := !v.lastTry.IsZero() && now.Sub(v.lastTry) < gap
 	if !stale || throttled {
 		missing := v.keys == nil
 		v.mu.Unlock()
