@@ -232,6 +232,12 @@ func (s *Server) waitHealthy(limit time.Duration) error {
 			return fmt.Errorf("sessiond exited early: %v", s.exitErr())
 		default:
 		}
+		// The log line comes once both listeners are bound: without it a
+		// 200 may be another server's that took the port in the meantime.
+		if !strings.Contains(s.Logs(), "sessiond serving") {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		resp, err := hc.Get(s.Admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
