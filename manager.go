@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 )
 
@@ -21,8 +20,7 @@ type Manager struct {
 	rand   io.Reader
 
 	cache   *sessionCache // nil: every validation reads the store (WithCache)
-	touches chan Touch    // sliding-expiry writes for RunTouches
-	running atomic.Bool   // RunTouches is draining touches
+	pending pendingTouches
 }
 
 // Option configures a Manager's collaborators.
@@ -45,7 +43,7 @@ func NewManager(store Store, p Policy, opts ...Option) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{store: store, policy: p, now: time.Now, rand: rand.Reader, touches: make(chan Touch, touchQueue)}
+	m := &Manager{store: store, policy: p, now: time.Now, rand: rand.Reader}
 	for _, o := range opts {
 		o(m)
 	}
@@ -140,6 +138,12 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 		case isRejection(err):
 			// A dead or foreign token replaces nothing.
 		default:
+			return nil, "", err
+		}
+	}
+	if opts.MaxPerUser > 0 {
+		// The store picks whom to evict by last use: it must know it.
+		if err := m.pending.flushUser(ctx, m.store, p.UserID); err != nil {
 			return nil, "", err
 		}
 	}
@@ -247,7 +251,7 @@ func (m *Manager) slide(ctx context.Context, s *Session, now time.Time) error {
 	}
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
-	if !m.queueTouch(t) {
+	if !m.pending.add(t, s.UserID) {
 		if err := m.store.Touch(ctx, []Touch{t}); err != nil {
 			return err
 		}
@@ -296,15 +300,17 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 		return nil, err
 	}
 	h := HashToken(newToken)
-	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
-		return nil, err
-	}
-	m.invalidate(s.ID)
+	// The use is written before the rotation, so that a refresh racing this
+	// one and losing sees this moment as the session's last use.
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
 	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
 		return nil, err
 	}
+	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
+		return nil, err
+	}
+	m.invalidate(s.ID)
 	c := s.Clone()
 	c.TokenHash, c.LastSeenAt, c.IdleExpiresAt = h, t.LastSeenAt, t.IdleExpiresAt
 	return c, nil
@@ -365,6 +371,10 @@ func (m *Manager) List(ctx context.Context, userID string) ([]*Session, error) {
 		if s.Check(now) == nil {
 			live = append(live, s)
 		}
+	}
+	// Uses not yet written count too, so the order is the true one.
+	if m.pending.overlay(live) {
+		sortByUse(live)
 	}
 	return live, nil
 }
@@ -476,76 +486,4 @@ func NewID(r io.Reader) (string, error) {
 		return "", fmt.Errorf("sessiond: reading randomness: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// touchQueue is how many touches may wait for RunTouches.
-const touchQueue = 8192
-
-// queueTouch hands t to RunTouches; false when it is not running or its
-// queue is full, and the caller must write t itself.
-func (m *Manager) queueTouch(t Touch) bool {
-	if !m.running.Load() {
-		return false
-	}
-	select {
-	case m.touches <- t:
-		return true
-	default:
-		return false
-	}
-}
-
-// RunTouches writes sliding-expiry touches in batches, off the request
-// path, until ctx ends; then it writes what is still queued. While it runs,
-// Validate queues its touches instead of writing them: a busy node makes
-// one store write per batch (at most every interval, up to 512 touches),
-// not one per session. Without it Validate writes touches itself. Errors
-// go to onError (may be nil): a lost touch only lets a session's idle
-// deadline in the store lag, which can end it early, never late.
-func (m *Manager) RunTouches(ctx context.Context, every time.Duration, onError func(error)) error {
-	if !m.running.CompareAndSwap(false, true) {
-		return errors.New("sessiond: RunTouches is already running")
-	}
-	const batchMax = 512
-	batch := make([]Touch, 0, batchMax)
-	flush := func(ctx context.Context) {
-		if len(batch) == 0 {
-			return
-		}
-		if err := m.store.Touch(ctx, batch); err != nil && onError != nil {
-			onError(fmt.Errorf("writing %d touches: %w", len(batch), err))
-		}
-		batch = batch[:0]
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case tc := <-m.touches:
-			batch = append(batch, tc)
-			if len(batch) == batchMax {
-				flush(ctx)
-			}
-		case <-t.C:
-			flush(ctx)
-		case <-ctx.Done():
-			m.running.Store(false)
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			for {
-				select {
-				case tc := <-m.touches:
-					batch = append(batch, tc)
-					if len(batch) == batchMax {
-						flush(final)
-					}
-					continue
-				default:
-				}
-				break
-			}
-			flush(final)
-			return ctx.Err()
-		}
-	}
 }

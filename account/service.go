@@ -162,6 +162,7 @@ type Service struct {
 	rand   io.Reader
 	log    *slog.Logger
 	onLock func(ctx context.Context, userID string, until time.Time)
+	users  *userCache // nil: no cache (WithUserCache)
 
 	// Average time of the store work that only known users cause, waited
 	// out for unknown ones; see pad.
@@ -418,6 +419,7 @@ func (s *Service) upgradeHash(ctx context.Context, u *User, password string) {
 	var swapped bool
 	if err == nil {
 		swapped, err = s.store.SetPasswordHash(ctx, u.ID, hash, u.PasswordHash, s.Now())
+		s.users.drop(u.ID)
 	}
 	if swapped {
 		u.PasswordHash = hash
@@ -453,6 +455,7 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, newPassword s
 	// Only over the hash just checked: a password changed meanwhile (by a
 	// reset, say) is not overridden by someone who knew the old one.
 	changed, err := s.store.SetPasswordHash(ctx, id, hash, u.PasswordHash, now)
+	s.users.drop(id)
 	if err != nil {
 		return nil, err
 	}
@@ -565,7 +568,9 @@ func (s *Service) ConfirmReset(ctx context.Context, token, newPassword string) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.store.SetPasswordHash(ctx, id, hash, "", now); err != nil {
+	_, err = s.store.SetPasswordHash(ctx, id, hash, "", now)
+	s.users.drop(id)
+	if err != nil {
 		if errors.Is(err, ErrUserNotFound) {
 			return nil, ErrInvalidResetToken
 		}
@@ -580,11 +585,17 @@ func (s *Service) ConfirmReset(ctx context.Context, token, newPassword string) (
 
 // User returns the user id, or ErrUserNotFound.
 func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	now := time.Now()
+	if u, ok := s.users.get(id, now); ok {
+		return u, nil
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return public(u), nil
+	u = public(u)
+	s.users.put(u, now)
+	return u, nil
 }
 
 // UserByEmail returns the user with the email (normalised first), or
@@ -611,6 +622,7 @@ func (s *Service) UpdateProfile(ctx context.Context, id string, patch map[string
 			return nil, fmt.Errorf("%w: value of %q is not JSON", ErrInvalidProfile, k)
 		}
 	}
+	defer s.users.drop(id)
 	u, err := s.store.UpdateProfile(ctx, id, s.Now(), func(cur []byte) ([]byte, error) {
 		obj := map[string]json.RawMessage{}
 		if len(bytes.TrimSpace(cur)) > 0 {
@@ -668,11 +680,13 @@ func (s *Service) Delete(ctx context.Context, id, password string) error {
 	if _, err := s.VerifyPassword(ctx, id, password); err != nil {
 		return err
 	}
+	defer s.users.drop(id)
 	return s.store.DeleteUser(ctx, id)
 }
 
 // DeleteByAdmin deletes the account id without a password check.
 func (s *Service) DeleteByAdmin(ctx context.Context, id string) error {
+	defer s.users.drop(id)
 	return s.store.DeleteUser(ctx, id)
 }
 

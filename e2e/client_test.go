@@ -469,6 +469,25 @@ func alive(t *testing.T, s *Server, tok string) map[string]any {
 	return checkSession(t, obj(t, r, "session"))
 }
 
+// deadSoon asserts that tok stops signing anyone in within d: a change
+// made by another process (the CLI) reaches the server's cache through the
+// database's change log, not at once.
+func deadSoon(t *testing.T, s *Server, tok string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := whoami(t, s, bearer(tok))
+		if r.Status == http.StatusUnauthorized {
+			dead(t, s, tok)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token still signs in %v after it was revoked elsewhere (status %d)", d, r.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // dead asserts that tok signs nobody in (401), by bearer and by cookie.
 func dead(t *testing.T, s *Server, tok string) {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRestart checks that sessions live in the database: they survive a
@@ -197,7 +198,7 @@ func TestCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, idA) {
 			t.Fatalf("sessions revoke --id: %d %q %q", code, out, errOut)
 		}
-		dead(t, s, a)
+		deadSoon(t, s, a, time.Second)
 		alive(t, s, b)
 		if _, _, code := cli(t, "", nil, "sessions", "revoke", "--id", idA); code == 0 {
 			t.Error("revoking a revoked session succeeded")
@@ -207,8 +208,8 @@ func TestCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "revoked 2 sessions") {
 			t.Fatalf("sessions revoke --user: %d %q %q", code, out, errOut)
 		}
-		dead(t, s, b)
-		dead(t, s, c)
+		deadSoon(t, s, b, time.Second)
+		deadSoon(t, s, c, time.Second)
 		out, _, _ = cli(t, "", nil, "sessions", "list", "--user", u.ID)
 		if !strings.Contains(out, "0 active sessions") {
 			t.Errorf("sessions list after revoke: %q", out)

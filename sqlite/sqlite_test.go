@@ -13,6 +13,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) sessiond.Store { return openTest(t) })
 }
 
+func TestConformanceCached(t *testing.T) {
+	storetest.RunCached(t, func(t *testing.T) sessiond.Store { return openTest(t) })
+}
+
 // openTest opens a store on a fresh file in t.TempDir and closes it when the
 // test ends.
 func openTest(t testing.TB) *sqlite.Store {

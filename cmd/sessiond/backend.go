@@ -24,6 +24,13 @@ type backend struct {
 	keys     accesstoken.KeyStore // nil: no client-side sessions
 	ping     func(context.Context) error
 	close    func() error
+	// cacheable: the Manager may cache validated sessions (every change
+	// goes through a Manager, or is announced by changes). Redis caches on
+	// its own, with the server's invalidation.
+	cacheable bool
+	// changes, when set, delivers the ids of sessions changed by other
+	// nodes (nil ids: anything may have changed) until ctx ends.
+	changes func(ctx context.Context, fn func(ids []string)) error
 }
 
 func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, error) {
@@ -42,6 +49,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		}
 		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
+		b.cacheable, b.changes = true, st.Listen // the CLI or another process on the file
 	case dbPostgres:
 		st, err := postgres.Open(ctx, target, postgres.WithLogger(log))
 		if err != nil {
@@ -49,6 +57,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		}
 		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
+		b.cacheable, b.changes = true, st.Listen
 	}
 	redisURL, err := c.sessionStoreTarget()
 	if err != nil {
@@ -63,6 +72,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 			return nil, fmt.Errorf("opening %s: %w", redactURL(redisURL), err)
 		}
 		b.sessions = rs
+		b.cacheable, b.changes = false, nil
 		closers, pings = append(closers, rs.Close), append(pings, rs.Ping)
 	}
 	b.ping = func(ctx context.Context) error {

@@ -79,6 +79,9 @@ type config struct {
 	IdleConnTimeout   time.Duration
 	ShutdownTimeout   time.Duration
 
+	CacheSize   int
+	CacheMaxAge time.Duration
+
 	AccessTokenTTL     time.Duration
 	JWTIssuer          string
 	JWTAudience        string
@@ -152,6 +155,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.IdleConnTimeout, "idle-conn-timeout", 120*time.Second, "keep-alive connections idle this long are closed")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get on SIGTERM")
 
+	fs.IntVar(&c.CacheSize, "cache-size", 100_000, "validated sessions kept in memory (0: every validation reads the store)")
+	fs.DurationVar(&c.CacheMaxAge, "cache-max-age", 2*time.Second, "longest a cached session is trusted without reading the store: the bound on staleness when a change went unannounced or the store is down")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 5*time.Minute, "lifetime of a client-side access token (JWT)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", `"iss" of access tokens (default: --public-url, else "sessiond")`)
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", `comma-separated "aud" of access tokens`)
@@ -332,7 +337,7 @@ func (c *config) validate() error {
 		{"read-header-timeout", c.ReadHeaderTimeout}, {"read-timeout", c.ReadTimeout},
 		{"write-timeout", c.WriteTimeout}, {"idle-conn-timeout", c.IdleConnTimeout},
 		{"shutdown-timeout", c.ShutdownTimeout},
-		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace},
+		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace}, {"cache-max-age", c.CacheMaxAge},
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
 		{"clock-skew", c.ClockSkew},
 	}
@@ -357,6 +362,8 @@ func (c *config) validate() error {
 		return errors.New("--touch-interval must not be negative")
 	case c.AuditRetention < 0:
 		return errors.New("--audit-retention must not be negative (0 keeps events forever)")
+	case c.CacheSize < 0:
+		return errors.New("--cache-size must not be negative (0 switches the cache off)")
 	case c.MaxSessionsPerUser < 0:
 		return errors.New("--max-sessions-per-user must not be negative")
 	case c.LockoutThreshold < 0:

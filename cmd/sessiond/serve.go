@@ -110,10 +110,15 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		_ = b.close()
 		return nil, err
 	}
-	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy()); err != nil {
+	var mopts []sessiond.Option
+	if b.cacheable && c.CacheSize > 0 {
+		mopts = append(mopts, sessiond.WithCache(sessiond.CacheConfig{Size: c.CacheSize, MaxAge: c.CacheMaxAge}))
+	}
+	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy(), mopts...); err != nil {
 		return fail(err)
 	}
 	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log),
+		account.WithUserCache(c.CacheSize, c.CacheMaxAge),
 		account.WithLockObserver(a.auditRecorder().LockObserver())); err != nil {
 		return fail(err)
 	}
@@ -232,6 +237,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		})
 	}
 	a.runAuditRetention(runCtx, &wg)
+	wg.Go(func() {
+		_ = a.sessions.RunTouches(runCtx, 100*time.Millisecond, func(err error) { log.Warn("sliding expiry", "err", err) })
+	})
+	if a.backend.changes != nil {
+		wg.Go(func() {
+			// Revocations on other nodes reach this node's cache here.
+			_ = a.backend.changes(runCtx, a.sessions.Invalidate)
+		})
+	}
 	if a.keyring != nil {
 		wg.Go(func() {
 			_ = a.keyring.Run(runCtx, c.KeyReloadInterval, c.AccessTokenTTL, c.ClockSkew, func(err error) { log.Error("signing keys", "err", err) })
