@@ -154,7 +154,8 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"session": viewSession(c.session, true), "user": viewUser(u)})
+	v := viewSession(c.session, true)
+	writeWhoAmI(w, &v, viewUser(u))
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {

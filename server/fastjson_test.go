@@ -1,0 +1,36 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestWhoAmIEncodingMatchesEncodingJSON holds the hand-written encoder to
+// encoding/json, for awkward strings too.
+func TestWhoAmIEncodingMatchesEncodingJSON(t *testing.T) {
+	uid := "u-1"
+	strs := []string{"", "plain", `quote " back \ slash`, "<script>&amp;</script>", "tab\tnew\nline\r\x00\x1f",
+		"ünïcödé 日本", "bad \xff utf8 \xc3", "line\u2028sep\u2029", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
+	for _, str := range strs {
+		now := time.Date(2026, 11, 26, 17, 0, 0, 123456000, time.UTC)
+		v := &sessionView{ID: str, UserID: &uid, RememberMe: true, CreatedAt: now, LastSeenAt: now.Add(time.Second),
+			ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(12 * time.Hour),
+			Device: deviceView{UserAgent: str, Browser: "Firefox", OS: str}, IP: "2001:db8::1", Current: true}
+		u := &userView{ID: str, Email: str, Profile: json.RawMessage(`{"name":"Ada","n":[1,2]}`), CreatedAt: now}
+		want, _ := json.Marshal(map[string]any{"session": v, "user": u})
+		rec := httptest.NewRecorder()
+		writeWhoAmI(rec, v, u)
+		if got := rec.Body.String(); got != string(want)+"\n" {
+			t.Errorf("for %q:\n got %s\nwant %s", str, got, want)
+		}
+		anon := &sessionView{ID: "x", Anonymous: true}
+		want, _ = json.Marshal(map[string]any{"session": anon, "user": nil})
+		rec = httptest.NewRecorder()
+		writeWhoAmI(rec, anon, nil)
+		if rec.Body.String() != string(want)+"\n" {
+			t.Errorf("anonymous: got %s want %s", rec.Body, want)
+		}
+	}
+}
