@@ -475,6 +475,21 @@ func TestRefreshRotation(t *testing.T) {
 	const grace = 2 * time.Second
 	s, _ := startJWT(t, []string{"--refresh-grace", "2s"})
 
+	t.Run("revoke by refresh token ends the session, forgeries end nothing", func(t *testing.T) {
+		t.Parallel()
+		u := newUser(t, s)
+		p := loginJWT(t, s, u, false)
+		keep := loginJWT(t, s, u, false)
+		forged := p.Refresh[:len(p.Refresh)-8] + "AAAAAAAA"
+		wantStatus(t, s.call(t, "POST", "/v1/token/revoke", J{"refresh_token": forged}), http.StatusNoContent)
+		wantStatus(t, s.call(t, "POST", "/v1/token/revoke", J{"refresh_token": "garbage"}), http.StatusNoContent)
+		wantStatus(t, whoami(t, s, bearer(p.Access)), http.StatusOK)
+		wantStatus(t, s.call(t, "POST", "/v1/token/revoke", J{"refresh_token": p.Refresh}), http.StatusNoContent)
+		wantError(t, whoami(t, s, bearer(p.Access)), http.StatusUnauthorized, "unauthenticated")
+		wantError(t, refresh(t, s, p.Refresh), http.StatusUnauthorized, "invalid_refresh_token")
+		wantStatus(t, whoami(t, s, bearer(keep.Access)), http.StatusOK)
+	})
+
 	t.Run("rotation, then reuse ends the session and all derived from it", func(t *testing.T) {
 		t.Parallel()
 		u := newUser(t, s)
@@ -751,8 +766,8 @@ func jwtCookies(t *testing.T, r *Resp, ttl int, rememberMe bool) (access, refres
 	if !jwtShape.MatchString(a.Value) {
 		t.Errorf("access cookie value %q is not a JWT", a.Value)
 	}
-	if !rf.HttpOnly || !rf.Secure || rf.Path != refreshPath || rf.SameSite != http.SameSiteStrictMode || rf.Domain != "" {
-		t.Errorf("refresh cookie %q: want HttpOnly; Secure; Path=%s; SameSite=Strict; no Domain", rl[0], refreshPath)
+	if !rf.HttpOnly || !rf.Secure || rf.Path != "/v1/token/" || rf.SameSite != http.SameSiteStrictMode || rf.Domain != "" {
+		t.Errorf("refresh cookie %q: want HttpOnly; Secure; Path=/v1/token/; SameSite=Strict; no Domain", rl[0])
 	}
 	if !strings.HasPrefix(rf.Value, "sdr_") {
 		t.Errorf("refresh cookie value %q", rf.Value)

@@ -84,7 +84,9 @@ func (s *Server) refreshCookieName() string {
 	return "sessiond-refresh"
 }
 
-const refreshPath = "/v1/token/refresh"
+// refreshCookiePath scopes the refresh cookie: browsers send it only to
+// /v1/token/refresh and /v1/token/revoke, never to the rest of the API.
+const refreshCookiePath = "/v1/token/"
 
 // newRefreshChain is the CreateParams.NewToken of a client-side session.
 func (s *Server) newRefreshChain(id string) (string, error) {
@@ -130,7 +132,7 @@ func (s *Server) setClientCookies(w http.ResponseWriter, sess *sessiond.Session,
 	c := s.cfg.Cookie
 	http.SetCookie(w, &http.Cookie{Name: s.accessCookieName(), Value: access, Path: "/", Secure: !c.Insecure,
 		HttpOnly: true, SameSite: c.SameSite, MaxAge: int(s.clientSide.Issuer.TTL / time.Second)})
-	rc := &http.Cookie{Name: s.refreshCookieName(), Value: refresh, Path: refreshPath, Secure: !c.Insecure,
+	rc := &http.Cookie{Name: s.refreshCookieName(), Value: refresh, Path: refreshCookiePath, Secure: !c.Insecure,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode}
 	if sess.RememberMe {
 		rc.MaxAge = max(1, int(sess.AbsoluteExpiresAt.Sub(now)/time.Second))
@@ -141,7 +143,7 @@ func (s *Server) setClientCookies(w http.ResponseWriter, sess *sessiond.Session,
 func (s *Server) clearClientCookies(w http.ResponseWriter) {
 	c := s.cfg.Cookie
 	http.SetCookie(w, &http.Cookie{Name: s.accessCookieName(), Path: "/", Secure: !c.Insecure, HttpOnly: true, SameSite: c.SameSite, MaxAge: -1})
-	http.SetCookie(w, &http.Cookie{Name: s.refreshCookieName(), Path: refreshPath, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: s.refreshCookieName(), Path: refreshCookiePath, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
 
 // jwks serves the public keys that may verify a live token.
@@ -282,6 +284,45 @@ func (s *Server) jwtTransportOf(r *http.Request) string {
 		}
 	}
 	return transportJWT
+}
+
+// revokeToken ends the session behind a refresh token (RFC 7009 style):
+// the logout of a client-side session whose access token may already have
+// expired. The answer is 204 whatever the token; a token that is no genuine
+// link of an active session's chain ends nothing.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := s.decode(w, r, &req, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tok := req.RefreshToken
+	if c, err := r.Cookie(s.refreshCookieName()); err == nil && tok == "" {
+		tok = c.Value
+	}
+	if s.clientSide != nil {
+		s.clearClientCookies(w)
+		if id, err := accesstoken.RefreshSessionID(tok); err == nil {
+			sess, err := s.sessions.Get(r.Context(), id, "")
+			switch {
+			case err == nil:
+				if _, ok := s.clientSide.Chain.Steps(tok, sess.TokenHash, s.clientSide.MaxChainSteps); ok {
+					if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
+						s.writeError(w, r, err)
+						return
+					}
+					s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
+					s.audit.Record(s.auditContext(r), sess.UserID, audit.SignedOut, sess.ID, nil)
+				}
+			case !sessiond.IsRejection(err):
+				s.writeError(w, r, err)
+				return
+			}
+		}
+	}
+	noContent(w)
 }
 
 // looksLikeJWT tells an access token from a session token without parsing.

@@ -196,6 +196,7 @@ func (s *Server) publicRoutes() []route {
 		{"GET /healthz", s.healthz},
 		{"GET /.well-known/jwks.json", s.jwks},
 		{"POST /v1/token/refresh", s.refresh},
+		{"POST /v1/token/revoke", s.revokeToken},
 	}
 }
 
