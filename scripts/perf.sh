@@ -240,7 +240,7 @@ w_rps=$(field "$whoami" rps); w_p99=$(field "$whoami" p99_ms); w_p50=$(field "$w
 s_rps=$(field "$storm" rps); s_p99=$(field "$storm" p99_ms); s_p50=$(field "$storm" p50_ms)
 target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgres) echo 0.60 ;; esac)
 {
-  echo "sessiond perf: $backend, $(nproc) CPUs, wrk -t1 -c$conns -d${dur}s, $stamp"
+  echo "sessiond perf: $backend, $(nproc) CPUs, wrk -t1 -c$conns -d${dur}s, $stamp, revision $(git describe --always --dirty 2>/dev/null || echo unknown)"
   echo "GET /v1/session answers ${body_bytes} bytes; the no-op answers as many."
   echo
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' measurement "req/s" "p50 ms" "p99 ms" errors ratio target
