@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,7 +111,9 @@ func TestSettingsOnEveryConnection(t *testing.T) {
 }
 
 // TestURLSettingsWin: what the URL sets, the store keeps, except the
-// isolation level its statements rely on.
+// isolation level its statements rely on. The URL's statement_timeout is
+// the store's timeout too, so the defaulted idle-in-transaction timeout
+// follows it.
 func TestURLSettingsWin(t *testing.T) {
 	schema := testSchema(t)
 	st, err := Open(t.Context(), withParams(t,
@@ -125,7 +128,7 @@ func TestURLSettingsWin(t *testing.T) {
 		"statement_timeout":                   "1234ms",
 		"application_name":                    "app",
 		"default_transaction_isolation":       "read committed",
-		"idle_in_transaction_session_timeout": "5s",
+		"idle_in_transaction_session_timeout": "1234ms",
 	} {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
@@ -168,6 +171,71 @@ func TestParse(t *testing.T) {
 	}
 	if cfg.pool.ConnConfig.ConnectTimeout != 2*time.Second {
 		t.Errorf("connect timeout %v, want the store's 2s", cfg.pool.ConnConfig.ConnectTimeout)
+	}
+}
+
+// TestURLTimeout: the URL's statement_timeout is the store's timeout too,
+// unless WithTimeout says otherwise; 0 (no statement timeout) leaves the
+// default bound.
+func TestURLTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		opts []Option
+		want time.Duration
+	}{
+		{"postgres://u@h/db", nil, DefaultTimeout},
+		{"postgres://u@h/db?statement_timeout=1500", nil, 1500 * time.Millisecond},
+		{"postgres://u@h/db?statement_timeout=2s&connect_timeout=1", nil, 2 * time.Second},
+		{"postgres://u@h/db?statement_timeout=0", nil, DefaultTimeout},
+		{"postgres://u@h/db?statement_timeout=2s", []Option{WithTimeout(time.Second)}, time.Second},
+	} {
+		c, err := newConfig(tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := parse(tc.url, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.timeout != tc.want {
+			t.Errorf("%s: timeout %v, want %v", tc.url, cfg.timeout, tc.want)
+		}
+		rp := cfg.pool.ConnConfig.RuntimeParams
+		if tc.opts == nil && rp["idle_in_transaction_session_timeout"] != strconv.FormatInt(tc.want.Milliseconds(), 10) {
+			t.Errorf("%s: idle_in_transaction_session_timeout %q, want the timeout", tc.url, rp["idle_in_transaction_session_timeout"])
+		}
+		if !strings.Contains(tc.url, "connect_timeout") && cfg.pool.ConnConfig.ConnectTimeout != tc.want {
+			t.Errorf("%s: connect timeout %v, want %v", tc.url, cfg.pool.ConnConfig.ConnectTimeout, tc.want)
+		}
+	}
+	st := openTest(t) // no WithTimeout, no statement_timeout in the URL
+	if st.timeout != DefaultTimeout {
+		t.Errorf("store timeout %v, want %v", st.timeout, DefaultTimeout)
+	}
+	st2, err := Open(t.Context(), withParams(t, "statement_timeout", "1234ms"), WithSchema(testSchema(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if st2.timeout != 1234*time.Millisecond {
+		t.Errorf("store timeout %v, want the URL's 1234ms", st2.timeout)
+	}
+}
+
+func TestPGDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1500": 1500 * time.Millisecond, "2s": 2 * time.Second, " 2 s ": 2 * time.Second,
+		"1.5s": 1500 * time.Millisecond, "250ms": 250 * time.Millisecond, "1min": time.Minute,
+		"1h": time.Hour, "1d": 24 * time.Hour, "500us": 500 * time.Microsecond, "0": 0,
+	} {
+		if got, ok := pgDuration(in); !ok || got != want {
+			t.Errorf("pgDuration(%q) = %v, %v; want %v", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "s", "2 weeks", "-1", "1e400", "x1"} {
+		if got, ok := pgDuration(in); ok {
+			t.Errorf("pgDuration(%q) = %v, want not ok", in, got)
+		}
 	}
 }
 

@@ -15,9 +15,10 @@
 // logs a warning when the server says otherwise.
 //
 // Every call is bounded: by the deadline of its context, or else by the
-// store's timeout (WithTimeout, DefaultTimeout), which is also the server's
-// statement_timeout unless the URL sets one. A store that cannot reach its
-// server fails within that time; it never hangs.
+// store's timeout (WithTimeout, else the URL's statement_timeout, else
+// DefaultTimeout), which is also the server's statement_timeout unless the
+// URL sets one. A store that cannot reach its server fails within that
+// time; it never hangs.
 //
 // Several nodes share one database. Changes that end or re-key sessions
 // (Revoke, RevokeByUser, Rotate, the replacements and evictions of Create,
@@ -73,9 +74,10 @@ const maxSchemaLen = 63
 type Option func(*config)
 
 type config struct {
-	logger  *slog.Logger
-	schema  string
-	timeout time.Duration
+	logger     *slog.Logger
+	schema     string
+	timeout    time.Duration
+	timeoutSet bool // WithTimeout was given: it wins over the URL's
 }
 
 // WithLogger sets the logger that migrations, Open's checks and Listen
@@ -96,8 +98,10 @@ func WithSchema(name string) Option { return func(c *config) { c.schema = name }
 // waiting for a pooled connection, connecting and the statements together.
 // It is also the statement_timeout and idle_in_transaction_session_timeout
 // of the store's connections, unless the URL sets them, and the connect
-// timeout, unless the URL sets connect_timeout. Default DefaultTimeout;
-// values at or below zero mean the default.
+// timeout, unless the URL sets connect_timeout. Default: the URL's
+// statement_timeout when it sets one above zero
+// (postgres://…?statement_timeout=2s), else DefaultTimeout; values at or
+// below zero mean the default.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 func newConfig(opts []Option) (config, error) {
@@ -108,7 +112,8 @@ func newConfig(opts []Option) (config, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	if c.timeout <= 0 {
+	c.timeoutSet = c.timeout > 0
+	if !c.timeoutSet {
 		c.timeout = DefaultTimeout
 	}
 	c.timeout = max(c.timeout, time.Millisecond) // PostgreSQL counts milliseconds
@@ -129,6 +134,9 @@ type connConfigs struct {
 	// of WithSchema, else the URL's search_path when it names one schema,
 	// else none.
 	schema string
+	// timeout bounds the store's calls: that of WithTimeout, else the
+	// URL's statement_timeout when above zero, else DefaultTimeout.
+	timeout time.Duration
 }
 
 // parse parses url and applies c. Every connection of the pool, of Listen
@@ -136,9 +144,11 @@ type connConfigs struct {
 // message, so a reconnect has them too:
 //
 //   - search_path: the schema of WithSchema, when given; else the URL's.
-//   - statement_timeout and idle_in_transaction_session_timeout: c.timeout,
-//     unless the URL sets them; the second ends a transaction whose client
-//     vanished while it held row locks.
+//   - statement_timeout and idle_in_transaction_session_timeout: the
+//     store's timeout, unless the URL sets them; the second ends a
+//     transaction whose client vanished while it held row locks. The
+//     store's timeout is WithTimeout's, else the URL's statement_timeout,
+//     so that a URL sets every timeout of the store.
 //   - default_transaction_isolation: read committed, always. The store's
 //     statements rely on its rules: each statement of a transaction sees
 //     what committed before it started, and an UPDATE that waited for a row
@@ -165,17 +175,43 @@ func parse(url string, c config) (connConfigs, error) {
 		}
 		schema = name
 	}
+	timeout := c.timeout
+	if d, ok := pgDuration(rp["statement_timeout"]); ok && d > 0 && !c.timeoutSet {
+		timeout = max(d, time.Millisecond)
+	}
 	if cc.ConnectTimeout == 0 {
-		cc.ConnectTimeout = c.timeout
+		cc.ConnectTimeout = timeout
 	}
 	mc := cc.Copy()
-	ms := strconv.FormatInt(c.timeout.Milliseconds(), 10)
+	ms := strconv.FormatInt(timeout.Milliseconds(), 10)
 	for _, p := range []string{"statement_timeout", "idle_in_transaction_session_timeout"} {
 		if !hasSetting(rp, p) {
 			rp[p] = ms
 		}
 	}
-	return connConfigs{pool: pc, migrate: mc, schema: schema}, nil
+	return connConfigs{pool: pc, migrate: mc, schema: schema, timeout: timeout}, nil
+}
+
+// pgDuration reads a time setting as PostgreSQL does: a number, possibly
+// with a fraction, and a unit (us, ms, s, min, h or d; none means ms).
+func pgDuration(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.TrimSpace(v[i:])
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, false
+	}
+	per := map[string]time.Duration{"": time.Millisecond, "us": time.Microsecond, "ms": time.Millisecond,
+		"s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	d, ok := per[unit]
+	if !ok || f*float64(d) > float64(1<<62) {
+		return 0, false
+	}
+	return time.Duration(f * float64(d)), true
 }
 
 // oneSchema returns the schema that search_path names when it names exactly
@@ -327,7 +363,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	s := &Store{
 		pool:    pool,
 		listen:  cfg.pool.ConnConfig.Copy(),
-		timeout: c.timeout,
+		timeout: cfg.timeout,
 		logger:  c.logger,
 	}
 	s.closed, s.close = context.WithCancel(context.Background())
