@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -621,5 +622,63 @@ func TestPing(t *testing.T) {
 	}
 	if err := st.Ping(t.Context()); err == nil {
 		t.Fatal("Ping without tables succeeded")
+	}
+}
+
+// TestListenWakesOnConnect: a Listen that waits to reconnect after its
+// database went away tries again as soon as the store's pool reaches the
+// database, not after its backoff, and reports the loss at once.
+func TestListenWakesOnConnect(t *testing.T) {
+	st := openTest(t)
+	var down atomic.Bool
+	down.Store(true)
+	dialer := &net.Dialer{}
+	st.listen.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if down.Load() {
+			return nil, errors.New("test: the database is down")
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	resets := make(chan time.Time, 1000)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- st.Listen(ctx, func(ids []string) { resets <- time.Now() }) }()
+	defer func() { cancel(); <-done }()
+
+	// Failing to subscribe, over and over: fn(nil) each time, and the
+	// backoff grows to 800ms and more.
+	time.Sleep(3 * time.Second)
+	if len(resets) < 3 {
+		t.Fatalf("%d calls of fn(nil) in 3s of failed subscriptions, want one per attempt", len(resets))
+	}
+	for len(resets) > 0 {
+		<-resets
+	}
+	down.Store(false)
+	st.pool.Reset() // the next call connects anew
+	back := time.Now()
+	if err := st.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The attempt that failed last may still report; the subscription
+	// reports within a moment of the pool's connection.
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case at := <-resets:
+			if at.Before(back) {
+				continue
+			}
+			if d := at.Sub(back); d > 300*time.Millisecond {
+				t.Fatalf("subscribed %v after the pool connected, want at once", d)
+			} else {
+				t.Logf("subscribed %v after the pool connected", d)
+			}
+			return
+		case err := <-done:
+			t.Fatalf("Listen returned %v", err)
+		case <-deadline:
+			t.Fatal("Listen did not subscribe within 5s of the database's return")
+		}
 	}
 }

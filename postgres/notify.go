@@ -69,10 +69,15 @@ const (
 //
 // fn(nil) means "anything may have changed": Listen calls it each time it
 // has subscribed, the first time included, since changes made while it was
-// not subscribed are lost. A cache drops every entry then. When the
-// connection fails, Listen logs it and reconnects with a growing backoff
-// (up to 10s), pinging a quiet connection every 10s to find one that was
-// lost without a word. fn is called from Listen's goroutine, one call at a
+// not subscribed are lost; and each time its connection fails or it fails
+// to subscribe, since changes from then on go unannounced. A cache drops
+// every entry then, so that a node that has lost its database (or just the
+// notifications) stops answering from memory at once rather than after
+// the cache's bound. When the connection fails, Listen logs it and
+// reconnects with a growing backoff (up to 10s), or at once when the
+// store's pool reaches the database again (so that a node whose database
+// came back does not cache unannounced for long), pinging a quiet
+// connection every 10s to find one that was lost without a word. fn is called from Listen's goroutine, one call at a
 // time; while it runs, notifications wait.
 func (s *Store) Listen(ctx context.Context, fn func(ids []string)) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -83,6 +88,7 @@ func (s *Store) Listen(ctx context.Context, fn func(ids []string)) error {
 	backoff := listenMinBackoff
 	for {
 		start := time.Now()
+		connected := s.nextConnect() // a pool connection from now on wakes the wait below
 		err := s.listenOnce(ctx, fn)
 		switch {
 		case s.closed.Err() != nil:
@@ -90,6 +96,7 @@ func (s *Store) Listen(ctx context.Context, fn func(ids []string)) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
+		fn(nil) // from now until subscribed again, changes go unannounced
 		if time.Since(start) > listenMaxBackoff {
 			backoff = listenMinBackoff // it worked for a while
 		}
@@ -102,6 +109,8 @@ func (s *Store) Listen(ctx context.Context, fn func(ids []string)) error {
 			}
 			return ctx.Err()
 		case <-time.After(wait):
+		case <-connected:
+			s.logger.Info("postgres: listen: the database answers again; resubscribing")
 		}
 		backoff = min(backoff*2, listenMaxBackoff)
 	}

@@ -306,8 +306,9 @@ func TestNotifyChunks(t *testing.T) {
 	}
 }
 
-// TestListenReconnects: when Listen's connection is killed, Listen
-// reconnects, calls fn(nil), and goes on reporting changes.
+// TestListenReconnects: when Listen's connection is killed, Listen calls
+// fn(nil) at once (changes are no longer announced), reconnects, calls
+// fn(nil) again, and goes on reporting changes.
 func TestListenReconnects(t *testing.T) {
 	schema := postgres.TestSchema(t)
 	appName := "sessiond-" + schema
@@ -327,7 +328,12 @@ func TestListenReconnects(t *testing.T) {
 		}
 		start := time.Now()
 		l.waitReset(t)
-		t.Logf("round %d: resubscribed %v after the kill", round, time.Since(start))
+		lost := time.Since(start)
+		l.waitReset(t)
+		t.Logf("round %d: reported the loss %v and resubscribed %v after the kill", round, lost, time.Since(start))
+		if lost > time.Second {
+			t.Errorf("round %d: the lost subscription was reported %v after the kill, want at once", round, lost)
+		}
 		s := newSession(t, fmt.Sprintf("s%d", round), "", now())
 		if err := st.Create(ctx, s, sessiond.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -44,6 +44,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -338,6 +339,27 @@ type Store struct {
 	// closed is done once Close was called; it ends Listen.
 	closed context.Context
 	close  context.CancelFunc
+
+	// connected is closed, and replaced, each time the pool opens a
+	// connection: the database answers, so a Listen waiting to reconnect
+	// tries at once.
+	connectedMu sync.Mutex
+	connected   chan struct{}
+}
+
+// poolConnected wakes whoever waits on the current connected channel.
+func (s *Store) poolConnected() {
+	s.connectedMu.Lock()
+	defer s.connectedMu.Unlock()
+	close(s.connected)
+	s.connected = make(chan struct{})
+}
+
+// nextConnect returns a channel closed when the pool next connects.
+func (s *Store) nextConnect() <-chan struct{} {
+	s.connectedMu.Lock()
+	defer s.connectedMu.Unlock()
+	return s.connected
 }
 
 // Open connects to the PostgreSQL database at url (a postgres:// URL or
@@ -356,16 +378,21 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err := migrate(ctx, cfg, c.logger); err != nil {
 		return nil, err
 	}
+	s := &Store{
+		listen:    cfg.pool.ConnConfig.Copy(),
+		timeout:   cfg.timeout,
+		logger:    c.logger,
+		connected: make(chan struct{}),
+	}
+	cfg.pool.AfterConnect = func(context.Context, *pgx.Conn) error {
+		s.poolConnected()
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg.pool)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	s := &Store{
-		pool:    pool,
-		listen:  cfg.pool.ConnConfig.Copy(),
-		timeout: cfg.timeout,
-		logger:  c.logger,
-	}
+	s.pool = pool
 	s.closed, s.close = context.WithCancel(context.Background())
 	if err := s.checkDurability(ctx); err != nil {
 		s.Close()
