@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,15 +54,34 @@ var postgresProbe = sync.OnceValues(func() (string, error) {
 
 var redisProbe = sync.OnceValues(func() (string, error) {
 	url := cmp.Or(os.Getenv("SESSIOND_TEST_REDIS_URL"), defaultRedisURL)
+	return url, pingRedis(url)
+})
+
+// clusterProbe is for the Redis Cluster of SESSIOND_TEST_REDIS_CLUSTER,
+// which scripts/redis-cluster.sh starts (scripts/test.sh does).
+var clusterProbe = sync.OnceValues(func() (string, error) {
+	url := os.Getenv("SESSIOND_TEST_REDIS_CLUSTER")
+	if url == "" {
+		return "", errors.New("SESSIOND_TEST_REDIS_CLUSTER is not set; start a cluster with scripts/redis-cluster.sh start")
+	}
+	return url, pingRedis(url)
+})
+
+func pingRedis(url string) error {
 	c, err := redisClient(url)
 	if err != nil {
-		return url, err
+		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return url, c.Do(ctx, c.B().Ping().Build()).Error()
-})
+	for _, n := range c.Nodes() {
+		if err := n.Do(ctx, n.B().Ping().Build()).Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func redisClient(url string) (rueidis.Client, error) {
 	o, err := rueidis.ParseURL(url)
@@ -104,9 +124,20 @@ func postgresDB(t *testing.T) string {
 // (?prefix=) and deletes its keys when t ends.
 func redisStore(t *testing.T) string {
 	t.Helper()
-	base, err := redisProbe()
+	return redisPrefix(t, "Redis", redisProbe)
+}
+
+// redisClusterStore is redisStore on the test Redis Cluster.
+func redisClusterStore(t *testing.T) string {
+	t.Helper()
+	return redisPrefix(t, "Redis Cluster", clusterProbe)
+}
+
+func redisPrefix(t *testing.T, what string, probe func() (string, error)) string {
+	t.Helper()
+	base, err := probe()
 	if err != nil {
-		unavailable(t, "Redis", err)
+		unavailable(t, what, err)
 	}
 	prefix := "sessiond-e2e:" + randHex(6) + ":"
 	t.Cleanup(func() {
@@ -215,6 +246,12 @@ func TestMultiNodePostgres(t *testing.T) {
 // in Redis, each node with its client-side cache.
 func TestMultiNodeRedis(t *testing.T) {
 	testMultiNode(t, []string{"--database", postgresDB(t), "--session-store", redisStore(t)})
+}
+
+// TestMultiNodeRedisCluster: the same on a three-node Redis Cluster, whose
+// nodes invalidate the client-side caches of the keys they hold.
+func TestMultiNodeRedisCluster(t *testing.T) {
+	testMultiNode(t, []string{"--database", postgresDB(t), "--session-store", redisClusterStore(t)})
 }
 
 // maxPropagation is the longest a revocation on one node may take to be
