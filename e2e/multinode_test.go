@@ -334,10 +334,11 @@ func testMultiNode(t *testing.T, args []string) {
 	}
 
 	// Timing is noisy on a loaded machine (the whole suite runs at once on
-	// few CPUs): a run of 200 rounds passes when its worst case is under
-	// maxPropagation, and there are three tries.
+	// few CPUs, and a measurement includes one request's round trip, which
+	// a busy machine can stretch by itself): a run of 200 rounds passes
+	// when its worst case is under maxPropagation, and there are five tries.
 	var worsts []time.Duration
-	for range 3 {
+	for range 5 {
 		worst := measurePropagation(t, nodes, 200)
 		if worst < maxPropagation {
 			return
