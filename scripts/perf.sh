@@ -80,6 +80,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "building"
 go build -o "$work/sessiond" ./cmd/sessiond
 go build -o "$work/noop" ./internal/perf/noop
@@ -242,6 +243,7 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
 {
   echo "sessiond perf: $backend, $(nproc) CPUs, wrk -t1 -c$conns -d${dur}s, $stamp, revision $(git describe --always --dirty 2>/dev/null || echo unknown)"
   echo "GET /v1/session answers ${body_bytes} bytes; the no-op answers as many."
+  echo "load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
   echo
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' measurement "req/s" "p50 ms" "p99 ms" errors ratio target
   printf '%s\n' "--------------------------------------------------------------------------------------------------------------"
