@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -697,32 +698,44 @@ func public(u *User) *User {
 	return &c
 }
 
-// latency is a moving average of a duration, used to make the answer for
-// an unknown user take as long as the store write a known user causes.
-// Durations are real (monotonic) time, not the Service's clock.
-type latency struct{ ns atomic.Int64 }
+// latency keeps the durations of the latest store writes that only known
+// users cause, so that the answer for an unknown user can wait as long as
+// such a write takes. Each pad waits for one of the recent durations drawn
+// at random: the unknown path then takes the same distribution of times as
+// the known one, not merely the same mean. (A moving average was pulled far
+// above the typical write by a rare slow sync, which made unknown emails
+// measurably slower in the median than wrong passwords.) Durations are real
+// (monotonic) time, not the Service's clock.
+type latency struct {
+	n    atomic.Uint64 // writes observed
+	ring [latencyWindow]atomic.Int64
+}
 
-// maxPad bounds a pad, so that one slow store write cannot slow every
-// unknown-user answer for long.
+// latencyWindow is how many recent writes a pad draws from.
+const latencyWindow = 64
+
+// maxPad bounds a pad, so that one slow store write cannot slow
+// unknown-user answers by much.
 const maxPad = 250 * time.Millisecond
 
 func (l *latency) observe(d time.Duration) {
-	d = min(d, maxPad)
-	for {
-		old := l.ns.Load()
-		n := old + (int64(d)-old)/8 // exponential moving average, alpha 1/8
-		if old == 0 {
-			n = int64(d)
-		}
-		if l.ns.CompareAndSwap(old, n) {
-			return
-		}
-	}
+	d = min(max(d, time.Nanosecond), maxPad) // 0 marks a slot not yet written
+	i := l.n.Add(1) - 1
+	l.ring[i%latencyWindow].Store(int64(d))
 }
 
-// pad waits for the average duration, or until ctx ends.
+// sample returns one of the recent durations at random, 0 before the first.
+func (l *latency) sample() time.Duration {
+	n := min(l.n.Load(), latencyWindow)
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(l.ring[mrand.N(n)].Load())
+}
+
+// pad waits for a duration drawn from the recent ones, or until ctx ends.
 func (l *latency) pad(ctx context.Context) error {
-	d := time.Duration(l.ns.Load())
+	d := l.sample()
 	if d <= 0 {
 		return nil
 	}
