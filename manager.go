@@ -69,6 +69,10 @@ type CreateParams struct {
 	// UserAgent and IP describe the client.
 	UserAgent string
 	IP        string
+	// Authenticated says that the user has just proved their password
+	// (a sign-in): the session's AuthenticatedAt is its creation time.
+	// Default false: no proof (anonymous and administrator-made sessions).
+	Authenticated bool
 	// Data is the initial session data; keys and sizes are checked as in
 	// SetData.
 	Data map[string][]byte
@@ -123,6 +127,9 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 		Device:            ParseDevice(p.UserAgent),
 		IP:                p.IP,
 		Data:              p.Data,
+	}
+	if p.Authenticated && p.UserID != "" {
+		s.AuthenticatedAt = now
 	}
 	var opts CreateOptions
 	if p.UserID != "" {
@@ -314,6 +321,43 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 	c := s.Clone()
 	c.TokenHash, c.LastSeenAt, c.IdleExpiresAt = h, t.LastSeenAt, t.IdleExpiresAt
 	return c, nil
+}
+
+// Fresh reports whether the user of s proved their password within the
+// policy's ReauthWindow, as sensitive actions require.
+func (m *Manager) Fresh(s *Session) bool {
+	return s.AuthenticatedWithin(m.Now(), m.policy.ReauthWindow)
+}
+
+// Reauthenticate records that the user of s, an active session as
+// validated, has just proved their password again: the session's
+// AuthenticatedAt becomes now and it gets a new token, newToken or (when
+// empty) a fresh session token, which it returns. The old token stops
+// working at once. Of concurrent calls from the same token one wins; the
+// others get ErrNotFound. Checking the password is the caller's business.
+func (m *Manager) Reauthenticate(ctx context.Context, s *Session, newToken string) (*Session, string, error) {
+	now := m.Now()
+	if err := s.Check(now); err != nil {
+		return nil, "", err
+	}
+	if s.Anonymous() {
+		return nil, "", fmt.Errorf("sessiond: Reauthenticate: %w: anonymous session", ErrNotFound)
+	}
+	if newToken == "" {
+		var err error
+		if newToken, err = NewSecret(m.rand, TokenPrefix); err != nil {
+			return nil, "", err
+		}
+	}
+	h := HashToken(newToken)
+	err := m.store.Reauthenticate(ctx, s.ID, s.TokenHash, h, now)
+	m.invalidate(s.ID) // also on error: the outcome may be unknown
+	if err != nil {
+		return nil, "", err
+	}
+	c := s.Clone()
+	c.TokenHash, c.AuthenticatedAt = h, now
+	return c, newToken, nil
 }
 
 // Revoke ends the session id with reason. It returns ErrNotFound when no

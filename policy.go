@@ -30,6 +30,12 @@ type Policy struct {
 	// at most 1m.
 	TouchInterval time.Duration
 
+	// ReauthWindow is how long a proof of the password counts as fresh:
+	// sensitive actions (signing out other sessions, deleting the account,
+	// changing the email address) need a session whose AuthenticatedAt is
+	// less than this old. Default 10m.
+	ReauthWindow time.Duration
+
 	// MaxSessionsPerUser caps a user's active sessions; creating one more
 	// ends the least recently used. Default 0: no limit.
 	MaxSessionsPerUser int
@@ -47,6 +53,7 @@ const (
 	DefaultAbsoluteTimeout       = 12 * time.Hour
 	DefaultRememberMeIdleTimeout = 168 * time.Hour
 	DefaultRememberMeLifetime    = 720 * time.Hour
+	DefaultReauthWindow          = 10 * time.Minute
 	DefaultMaxValueBytes         = 16 << 10
 	DefaultMaxDataBytes          = 64 << 10
 	maxDefaultTouchInterval      = time.Minute
@@ -64,6 +71,7 @@ func (p Policy) withDefaults() (Policy, error) {
 	def(&p.AbsoluteTimeout, DefaultAbsoluteTimeout)
 	def(&p.RememberMeIdleTimeout, DefaultRememberMeIdleTimeout)
 	def(&p.RememberMeLifetime, DefaultRememberMeLifetime)
+	def(&p.ReauthWindow, DefaultReauthWindow)
 	if p.MaxValueBytes == 0 {
 		p.MaxValueBytes = DefaultMaxValueBytes
 	}
@@ -78,6 +86,7 @@ func (p Policy) withDefaults() (Policy, error) {
 		{"AbsoluteTimeout", p.AbsoluteTimeout},
 		{"RememberMeIdleTimeout", p.RememberMeIdleTimeout},
 		{"RememberMeLifetime", p.RememberMeLifetime},
+		{"ReauthWindow", p.ReauthWindow},
 	} {
 		if f.d < time.Second {
 			return p, fmt.Errorf("%w: %s must be at least 1s, got %v", ErrInvalidPolicy, f.name, f.d)

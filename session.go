@@ -27,6 +27,13 @@ type Session struct {
 	// IP is the client address the session was created from.
 	IP string
 
+	// AuthenticatedAt is when the session's user last proved their
+	// password in it: the sign-in that started it, or the latest
+	// reauthentication (Store.Reauthenticate). Zero when there was no such
+	// proof (an anonymous session, or one an administrator created).
+	// Sensitive actions need a recent one; see Manager.Fresh.
+	AuthenticatedAt time.Time
+
 	// Data is the session's key/value data. Stores fill it only where a
 	// method says so (Data); lookups leave it nil to keep validation cheap.
 	Data map[string][]byte
@@ -46,6 +53,13 @@ func (s *Session) ExpiresAt() time.Time {
 		return s.IdleExpiresAt
 	}
 	return s.AbsoluteExpiresAt
+}
+
+// AuthenticatedWithin reports whether the session's user proved their
+// password less than window before now. A session without a proof never
+// is; a proof dated after now (clocks of two nodes) counts as fresh.
+func (s *Session) AuthenticatedWithin(now time.Time, window time.Duration) bool {
+	return !s.AuthenticatedAt.IsZero() && now.Sub(s.AuthenticatedAt) < window
 }
 
 // Revoked reports whether the session was ended.

@@ -72,6 +72,16 @@ type Store interface {
 	// moment Rotate returns, ByTokenHash(old) finds nothing.
 	Rotate(ctx context.Context, id string, old, new TokenHash, now time.Time) error
 
+	// Reauthenticate records a fresh proof of the password in the session
+	// id: in one atomic step it replaces the token from old to new, as
+	// Rotate does, and sets AuthenticatedAt to at, which is also "now" for
+	// the activity check. The rules of Rotate hold: only one of several
+	// concurrent calls from the same old hash succeeds, the others and any
+	// call for a session that is not active at at or whose token is no
+	// longer old get ErrNotFound (and change nothing), and from the moment
+	// it returns ByTokenHash(old) finds nothing.
+	Reauthenticate(ctx context.Context, id string, old, new TokenHash, at time.Time) error
+
 	// Revoke ends the session id, active at now, recording now and reason.
 	// It returns ErrNotFound when there is no such active session.
 	Revoke(ctx context.Context, id string, now time.Time, reason string) error

@@ -182,6 +182,23 @@ func (st *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenH
 	return nil
 }
 
+// Reauthenticate implements sessiond.Store.
+func (st *Store) Reauthenticate(ctx context.Context, id string, old, new sessiond.TokenHash, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.byID[id]
+	if !ok || !active(s, at) || s.TokenHash != old {
+		return sessiond.ErrNotFound
+	}
+	delete(st.byHash, old)
+	s.TokenHash, s.AuthenticatedAt = new, at
+	st.byHash[new] = id
+	return nil
+}
+
 // Revoke implements sessiond.Store.
 func (st *Store) Revoke(ctx context.Context, id string, now time.Time, reason string) error {
 	if err := ctx.Err(); err != nil {

@@ -17,7 +17,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason`
+	revoked_at, revoke_reason, authenticated_at`
 
 // The statements of the sessiond.Store methods. "Active at now" is
 // revoked_at IS NULL AND expires_at > now, expires_at being the generated
@@ -38,7 +38,7 @@ const (
 		WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`
 
 	qInsert = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
 
 	qInsertData = `INSERT INTO session_data (session_id, key, value)
 		SELECT $1::text, d.key, d.value FROM unnest($2::text[], $3::bytea[]) AS d (key, value)`
@@ -99,6 +99,12 @@ const (
 	// row version and change nothing.
 	qRotate = `WITH changed AS (
 		UPDATE sessions SET token_hash = $3
+		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
+		RETURNING id)` + notifyChanged
+
+	// qRotate that also records the proof of the password, at $4.
+	qReauth = `WITH changed AS (
+		UPDATE sessions SET token_hash = $3, authenticated_at = $4
 		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
 		RETURNING id)` + notifyChanged
 
@@ -200,7 +206,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			sess.ID, sess.TokenHash[:], text(sess.UserID), sess.RememberMe,
 			sess.CreatedAt, sess.LastSeenAt, sess.IdleExpiresAt, sess.AbsoluteExpiresAt,
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
-			timestamptz(sess.RevokedAt), sess.RevokeReason)
+			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt))
 		if len(keys) > 0 {
 			b.Queue(qInsertData, sess.ID, keys, values)
 		}
@@ -332,6 +338,15 @@ func (s *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenHa
 	return wrap("rotate", err)
 }
 
+// Reauthenticate implements sessiond.Store: one compare-and-swap UPDATE.
+func (s *Store) Reauthenticate(ctx context.Context, id string, old, new sessiond.TokenHash, at time.Time) error {
+	n, err := s.change(ctx, qReauth, id, old[:], new[:], at)
+	if err == nil && n == 0 {
+		err = sessiond.ErrNotFound
+	}
+	return wrap("reauthenticate", err)
+}
+
 // Revoke implements sessiond.Store: one UPDATE.
 func (s *Store) Revoke(ctx context.Context, id string, now time.Time, reason string) error {
 	n, err := s.change(ctx, qRevoke, now, reason, id)
@@ -436,11 +451,12 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	var (
 		user    pgtype.Text
 		revoked pgtype.Timestamptz
+		authed  pgtype.Timestamptz
 	)
 	err := row.Scan(&s.ID, hashDest{&s.TokenHash}, &user, &s.RememberMe,
 		&s.CreatedAt, &s.LastSeenAt, &s.IdleExpiresAt, &s.AbsoluteExpiresAt,
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		&revoked, &s.RevokeReason)
+		&revoked, &s.RevokeReason, &authed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -454,6 +470,9 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	s.AbsoluteExpiresAt = s.AbsoluteExpiresAt.UTC()
 	if revoked.Valid {
 		s.RevokedAt = revoked.Time.UTC()
+	}
+	if authed.Valid {
+		s.AuthenticatedAt = authed.Time.UTC()
 	}
 	return s, nil
 }

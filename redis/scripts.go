@@ -244,17 +244,22 @@ end
 return out
 `)
 
-// rotateScript swaps the token hash of an active session.
+// rotateScript swaps the token hash of an active session, and with a
+// fifth argument also sets that field (AuthenticatedAt) to now.
 //
 // KEYS: record.
-// ARGV: prefix, old hash, new hash, now.
+// ARGV: prefix, old hash, new hash, now, and optionally the field name.
 // Returns 0 when the session is not active or its hash is not old, else
 // its deadline in ms.
 var rotateScript = newScript(`
 local r = redis.call('HMGET', KEYS[1], 'ra', 'ie', 'ae', 'h')
 local e = expof(r[2], r[3])
 if not e or r[1] or e <= tonumber(ARGV[4]) or r[4] ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'h', ARGV[3])
+if ARGV[5] then
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], ARGV[5], ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'h', ARGV[3])
+end
 return ms(e)
 `)
 

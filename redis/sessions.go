@@ -30,6 +30,7 @@ const (
 	fIP        = "ip"
 	fRevokedAt = "ra"
 	fReason    = "rr"
+	fAuthAt    = "aa" // AuthenticatedAt, absent when zero
 
 	// Data hash: user keys carry a prefix so that they can never clash with
 	// the size counter.
@@ -78,6 +79,9 @@ func recordFields(s *sessiond.Session) []string {
 		fOS, s.Device.OS,
 		fIP, s.IP,
 	}
+	if !s.AuthenticatedAt.IsZero() {
+		f = append(f, fAuthAt, micros(s.AuthenticatedAt))
+	}
 	if s.Revoked() {
 		f = append(f, fRevokedAt, micros(s.RevokedAt), fReason, s.RevokeReason)
 	}
@@ -113,6 +117,7 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		{fIdle, &s.IdleExpiresAt, false},
 		{fAbsolute, &s.AbsoluteExpiresAt, false},
 		{fRevokedAt, &s.RevokedAt, true},
+		{fAuthAt, &s.AuthenticatedAt, true},
 	} {
 		v, ok := m[t.f]
 		if !ok && t.opt {
@@ -482,10 +487,20 @@ func (s *Store) touch(ctx context.Context, touches []sessiond.Touch) error {
 func (s *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenHash, now time.Time) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	return wrap("rotate", s.rotate(ctx, esc(id), old, new, now))
+	return wrap("rotate", s.rotate(ctx, esc(id), old, new, now, false))
 }
 
-func (s *Store) rotate(ctx context.Context, eid string, old, new sessiond.TokenHash, now time.Time) error {
+// Reauthenticate implements sessiond.Store: Rotate, whose compare-and-swap
+// also records the proof of the password in the record.
+func (s *Store) Reauthenticate(ctx context.Context, id string, old, new sessiond.TokenHash, at time.Time) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return wrap("reauthenticate", s.rotate(ctx, esc(id), old, new, at, true))
+}
+
+// rotate swaps the token of the session eid; with reauth it also sets the
+// record's AuthenticatedAt to now, in the same script.
+func (s *Store) rotate(ctx context.Context, eid string, old, new sessiond.TokenHash, now time.Time, reauth bool) error {
 	tag, err := s.tag(ctx, eid)
 	if err != nil {
 		return err
@@ -507,7 +522,11 @@ func (s *Store) rotate(ctx context.Context, eid string, old, new sessiond.TokenH
 	case err != nil:
 		return err
 	}
-	at, err := rotateScript.exec(ctx, s.c, []string{rec}, []string{s.k.p, string(old[:]), string(new[:]), micros(now)}).AsInt64()
+	args := []string{s.k.p, string(old[:]), string(new[:]), micros(now)}
+	if reauth {
+		args = append(args, fAuthAt)
+	}
+	at, err := rotateScript.exec(ctx, s.c, []string{rec}, args).AsInt64()
 	if err != nil {
 		// The swap may have happened: the new pointer stays.
 		s.recent.mark(rec, oldKey)

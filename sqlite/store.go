@@ -22,7 +22,7 @@ type Store struct {
 	byHash, byID, listByUser, data *sql.Stmt
 	// Write pool.
 	insert, carryData, revoke, revokeLimit, revokeUser,
-	touch, rotate, dataSize, upsertData, active, deleteData,
+	touch, rotate, reauth, dataSize, upsertData, active, deleteData,
 	deleteExpired *sql.Stmt
 
 	accountStmts // accounts.go
@@ -33,7 +33,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason`
+	revoked_at, revoke_reason, authenticated_at`
 
 // stmt is a statement that Open prepares, and where it keeps it.
 type stmt struct {
@@ -63,7 +63,7 @@ var readStmts = []stmt{
 var writeStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.insert },
 		`INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`},
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)`},
 	// The new session's own data is written first and wins on equal keys.
 	{func(s *Store) **sql.Stmt { return &s.carryData },
 		`INSERT INTO session_data (session_id, key, value)
@@ -94,6 +94,11 @@ var writeStmts = []stmt{
 		AND (last_seen_at < ?2 OR idle_expires_at < ?3)`},
 	{func(s *Store) **sql.Stmt { return &s.rotate },
 		`UPDATE sessions SET token_hash = ?3
+		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
+	// Rotate's compare-and-swap that also records the proof of the
+	// password, at ?4.
+	{func(s *Store) **sql.Stmt { return &s.reauth },
+		`UPDATE sessions SET token_hash = ?3, authenticated_at = ?4
 		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
 	// The size of an active session's data without key ?2, in bytes (a key
 	// is TEXT, whose length() counts characters, hence the cast). No row:
@@ -252,7 +257,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			micros(sess.CreatedAt), micros(sess.LastSeenAt),
 			micros(sess.IdleExpiresAt), micros(sess.AbsoluteExpiresAt),
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
-			nullMicros(sess.RevokedAt), sess.RevokeReason,
+			nullMicros(sess.RevokedAt), sess.RevokeReason, nullMicros(sess.AuthenticatedAt),
 		); err != nil {
 			return err
 		}
@@ -342,6 +347,12 @@ func (s *Store) Touch(ctx context.Context, touches []sessiond.Touch) error {
 func (s *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenHash, now time.Time) error {
 	res, err := s.rotate.ExecContext(ctx, id, old[:], new[:], micros(now))
 	return wrap("rotate", oneRow(res, err))
+}
+
+// Reauthenticate implements sessiond.Store: one compare-and-swap UPDATE.
+func (s *Store) Reauthenticate(ctx context.Context, id string, old, new sessiond.TokenHash, at time.Time) error {
+	res, err := s.reauth.ExecContext(ctx, id, old[:], new[:], micros(at))
+	return wrap("reauthenticate", oneRow(res, err))
 }
 
 // Revoke implements sessiond.Store.
@@ -471,7 +482,7 @@ func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 		microsDest{&s.CreatedAt}, microsDest{&s.LastSeenAt},
 		microsDest{&s.IdleExpiresAt}, microsDest{&s.AbsoluteExpiresAt},
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		microsDest{&s.RevokedAt}, &s.RevokeReason)
+		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
