@@ -106,7 +106,17 @@ type Expected struct {
 
 // Verify checks token's signature with the key its "kid" names (found by
 // keyFor), then issuer, audience and the time claims at now.
+//
+// Only the canonical text of a token verifies: three segments of unpadded
+// base64url, nothing that a lenient decoder would skip (line breaks) or
+// ignore (set bits past the last byte). The JOSE library decodes leniently
+// and checks the signature over the segments re-encoded, so without this
+// check many texts would pass for one signed token, and a deny-list or
+// cache keyed by token text could be walked around.
 func Verify(token string, keyFor func(kid string) (ed25519.PublicKey, bool), want Expected, now time.Time) (*Claims, error) {
+	if !canonicalCompact(token) {
+		return nil, ErrInvalid
+	}
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil || len(parsed.Headers) != 1 {
 		return nil, ErrInvalid
@@ -143,4 +153,58 @@ func Verify(token string, keyFor func(kid string) (ed25519.PublicKey, bool), wan
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return &c, nil
+}
+
+// canonicalCompact reports whether token is a compact serialisation in
+// canonical unpadded base64url: exactly three segments, each only of the
+// URL-safe alphabet, of a length that unpadded base64 can have, and with
+// the unused low bits of its last character zero.
+func canonicalCompact(token string) bool {
+	segments := 0
+	start := 0
+	for i := 0; i <= len(token); i++ {
+		if i < len(token) && token[i] != '.' {
+			if !isB64URL(token[i]) {
+				return false
+			}
+			continue
+		}
+		if !canonicalSegment(token[start:i]) {
+			return false
+		}
+		segments++
+		start = i + 1
+	}
+	return segments == 3
+}
+
+func canonicalSegment(seg string) bool {
+	switch len(seg) % 4 {
+	case 0:
+		return true
+	case 2: // one byte: 12 bits encoded, the low 4 unused
+		return b64Value(seg[len(seg)-1])&0xf == 0
+	case 3: // two bytes: 18 bits encoded, the low 2 unused
+		return b64Value(seg[len(seg)-1])&0x3 == 0
+	}
+	return false // a length unpadded base64 never has
+}
+
+func isB64URL(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+// b64Value is the value of a base64url character (c must be one).
+func b64Value(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63
 }

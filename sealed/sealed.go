@@ -141,7 +141,14 @@ func (ks *Keys) Open(name, text string, now time.Time) (*Session, error) {
 	if !strings.HasPrefix(text, version) || len(text) > MaxSealedLen {
 		return nil, ErrInvalid
 	}
-	raw, err := b64.DecodeString(text[len(version):])
+	// Strict, and no line breaks (which even strict decoding skips): one
+	// sealed value has exactly one text, so nothing keyed by cookie text
+	// can be walked around with variants of it.
+	body := text[len(version):]
+	if strings.ContainsAny(body, "\r\n") {
+		return nil, ErrInvalid
+	}
+	raw, err := b64.Strict().DecodeString(body)
 	if err != nil || len(raw) < 4+chacha20poly1305.NonceSizeX+chacha20poly1305.Overhead {
 		return nil, ErrInvalid
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -237,7 +238,7 @@ func (s *Server) Public() http.Handler {
 	}
 	s.mountPages(mux)
 	mux.Handle("/", s.notFound(mux))
-	return s.common(s.crossOrigin(mux))
+	return s.common(s.crossOrigin(s.cleanPaths(mux)))
 }
 
 // Admin returns the handler of the admin listener.
@@ -250,7 +251,38 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("/", s.notFound(mux))
-	return s.common(mux)
+	return s.common(s.cleanPaths(mux))
+}
+
+// cleanPaths answers a request whose path is not in clean form (a doubled
+// slash, a "." or ".." segment) with the contract's 404. The mux would
+// answer it with a 307 redirect to the clean path and an HTML body: every
+// route of sessiond is clean, and an API client is better told its path is
+// wrong than sent elsewhere with its method, body and credentials.
+func (s *Server) cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
+			s.writeError(w, r, errNotFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is the form net/http's ServeMux redirects p to: rooted,
+// path.Clean'ed, with a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // requireAdmin lets a request through only with the admin key. Both sides

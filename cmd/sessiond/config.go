@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/sessiond/sessiond/accesstoken"
+	"github.com/sessiond/sessiond/account"
 	"io"
 	"net/netip"
 	"net/url"
@@ -169,6 +170,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 
 	fs.StringVar(&c.ConfigFile, "config", "", "JSON file of settings, keys are flag names")
 }
+
+// maxDuration bounds every duration setting: a century.
+const maxDuration = 100 * 365 * 24 * time.Hour
 
 // envName is the environment variable of a flag.
 func envName(flagName string) string {
@@ -356,6 +360,41 @@ func (c *config) validate() error {
 				return fmt.Errorf("--%s must be at least 1s, got %v", p.name, p.d)
 			}
 		}
+	}
+	// Every duration is at most a century, so that no sum or doubling of
+	// them overflows (a lock doubled up to --lockout-max-duration, a key
+	// kept for --access-token-ttl plus --clock-skew).
+	type setting struct {
+		name string
+		d    time.Duration
+	}
+	for _, p := range append(positive, setting{"touch-interval", c.TouchInterval},
+		setting{"audit-retention", c.AuditRetention}, setting{"key-activation-delay", c.KeyActivationDelay}) {
+		if p.d > maxDuration {
+			return fmt.Errorf("--%s must be at most %v, got %v", p.name, maxDuration, p.d)
+		}
+	}
+	// The rules of the session and account packages, checked here so that
+	// `sessiond config` refuses what serve would refuse, in flag names.
+	switch {
+	case c.TouchInterval > c.IdleTimeout:
+		return fmt.Errorf("--touch-interval %v is longer than --idle-timeout %v", c.TouchInterval, c.IdleTimeout)
+	case c.MaxValueBytes < 1 || c.MaxDataBytes < 1:
+		return errors.New("--max-value-bytes and --max-data-bytes must be at least 1")
+	case c.MaxValueBytes > c.MaxDataBytes:
+		return fmt.Errorf("--max-value-bytes %d is larger than --max-data-bytes %d", c.MaxValueBytes, c.MaxDataBytes)
+	case c.Argon2Parallelism < 1 || c.Argon2Parallelism > account.MaxHashParallelism:
+		return fmt.Errorf("--argon2-parallelism must be in [1, %d], got %d", account.MaxHashParallelism, c.Argon2Parallelism)
+	case c.Argon2Time < 1 || c.Argon2Time > account.MaxHashTime:
+		return fmt.Errorf("--argon2-time must be in [1, %d], got %d", account.MaxHashTime, c.Argon2Time)
+	case c.Argon2Memory < 8*c.Argon2Parallelism || c.Argon2Memory > account.MaxHashMemory:
+		return fmt.Errorf("--argon2-memory must be in [8 × --argon2-parallelism, %d] KiB, got %d", account.MaxHashMemory, c.Argon2Memory)
+	case c.HashConcurrency < 0:
+		return errors.New("--hash-concurrency must not be negative (0: half the CPUs)")
+	case c.PasswordMinLength > account.DefaultPasswordMaxBytes:
+		return fmt.Errorf("--password-min-length must be at most %d (the longest password, in bytes)", account.DefaultPasswordMaxBytes)
+	case c.KeyActivationDelay < 0:
+		return errors.New("--key-activation-delay must not be negative")
 	}
 	switch {
 	case c.TouchInterval < 0:
