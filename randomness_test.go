@@ -230,3 +230,45 @@ func sharedSubstring(a, b string, k int) (string, bool) {
 	}
 	return "", false
 }
+
+// TestDefaultRandomnessIsCryptoRand: a Manager without WithRand, and
+// NewSecret and NewID with a nil reader, read crypto/rand.Reader, the
+// operating system's CSPRNG (OWASP ASVS 3.2.4).
+func TestDefaultRandomnessIsCryptoRand(t *testing.T) {
+	counter := &countingReader{r: rand.Reader}
+	saved := rand.Reader
+	rand.Reader = counter
+	defer func() { rand.Reader = saved }()
+
+	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Create(context.Background(), sessiond.CreateParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if counter.n < 16+32 {
+		t.Fatalf("a session read %d bytes from crypto/rand.Reader, want its id (16) and secret (32)", counter.n)
+	}
+	before := counter.n
+	if _, err := sessiond.NewSecret(nil, "x_"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessiond.NewID(nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter.n - before; got != 32+16 {
+		t.Fatalf("NewSecret and NewID read %d bytes from crypto/rand.Reader, want 48", got)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}

@@ -115,10 +115,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// lockDuration is the length of the n-th lock (n >= 1).
+// lockDuration is the length of the n-th lock (n >= 1). The doubling
+// stops at LockoutMaxDuration before it could overflow: a lock that
+// wrapped to a negative length would be no lock at all.
 func (c *Config) lockDuration(n int) time.Duration {
 	d := c.LockoutDuration
 	for i := 1; i < n && d < c.LockoutMaxDuration; i++ {
+		if d > c.LockoutMaxDuration/2 {
+			return c.LockoutMaxDuration
+		}
 		d *= 2
 	}
 	return min(d, c.LockoutMaxDuration)
