@@ -51,13 +51,16 @@ const (
 	// parties held the session's refresh chain; the session was ended.
 	// Data "steps_behind" is how old the presented token was.
 	RefreshTokenReused = "refresh_token_reused"
+	// Reauthenticated: the user proved their password again in a session
+	// (before a sensitive action); the session got a new token.
+	Reauthenticated = "reauthenticated"
 )
 
 // Types lists every event type, in the order above.
 var Types = []string{
 	SignedIn, NewDevice, SignedOut, SignedOutEverywhere, SessionRevoked,
 	PasswordChanged, PasswordReset, SessionRevokedByAdmin, SessionsRevokedByAdmin,
-	LockedOut, RefreshTokenReused,
+	LockedOut, RefreshTokenReused, Reauthenticated,
 }
 
 // KnownType reports whether t is one of Types.

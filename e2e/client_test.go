@@ -275,7 +275,7 @@ func wantKeys(t *testing.T, what string, m map[string]any, keys ...string) {
 }
 
 var sessionKeys = []string{"id", "user_id", "anonymous", "remember_me", "created_at", "last_seen_at",
-	"expires_at", "idle_expires_at", "absolute_expires_at", "device", "ip", "current"}
+	"expires_at", "idle_expires_at", "absolute_expires_at", "authenticated_at", "device", "ip", "current"}
 
 // checkSession checks the shape of a session object and returns it.
 func checkSession(t *testing.T, s map[string]any) map[string]any {
@@ -301,6 +301,9 @@ func checkSession(t *testing.T, s map[string]any) map[string]any {
 	}
 	if _, ok := s["ip"].(string); !ok {
 		t.Errorf("session ip is not a string: %v", s["ip"])
+	}
+	if s["authenticated_at"] != nil { // null: no proof of the password
+		ts(t, s, "authenticated_at")
 	}
 	switch uid := s["user_id"].(type) {
 	case nil:

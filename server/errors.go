@@ -41,6 +41,8 @@ func errorFor(err error) *apiError {
 	var locked *account.LockedError
 	var limited *RateLimitedError
 	switch {
+	case errors.Is(err, ErrReauthenticationRequired):
+		return errReauthRequired
 	case errors.As(err, &limited):
 		return &apiError{status: http.StatusTooManyRequests, code: "rate_limited",
 			message: "too many failed sign-ins from this address; try again later", retryAfter: limited.RetryAfter}

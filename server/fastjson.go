@@ -62,6 +62,12 @@ func appendSession(b []byte, v *sessionView) []byte {
 	b = appendTime(b, v.IdleExpiresAt)
 	b = append(b, `,"absolute_expires_at":`...)
 	b = appendTime(b, v.AbsoluteExpiresAt)
+	b = append(b, `,"authenticated_at":`...)
+	if v.AuthenticatedAt == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendTime(b, *v.AuthenticatedAt)
+	}
 	b = append(b, `,"device":{"user_agent":`...)
 	b = appendString(b, v.Device.UserAgent)
 	b = append(b, `,"browser":`...)

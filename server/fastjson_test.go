@@ -15,7 +15,8 @@ func TestWhoAmIEncodingMatchesEncodingJSON(t *testing.T) {
 		"ünïcödé 日本", "bad \xff utf8 \xc3", "line\u2028sep\u2029", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
 	for _, str := range strs {
 		now := time.Date(2026, 11, 26, 17, 0, 0, 123456000, time.UTC)
-		v := &sessionView{ID: str, UserID: &uid, RememberMe: true, CreatedAt: now, LastSeenAt: now.Add(time.Second),
+		authed := now.Add(-time.Minute)
+		v := &sessionView{ID: str, UserID: &uid, RememberMe: true, CreatedAt: now, LastSeenAt: now.Add(time.Second), AuthenticatedAt: &authed,
 			ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(12 * time.Hour),
 			Device: deviceView{UserAgent: str, Browser: "Firefox", OS: str}, IP: "2001:db8::1", Current: true}
 		u := &userView{ID: str, Email: str, Profile: json.RawMessage(`{"name":"Ada","n":[1,2]}`), CreatedAt: now}

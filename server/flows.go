@@ -62,6 +62,7 @@ func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool
 	old, _ := s.requestToken(r)
 	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
+		Authenticated: true, // a password, or a reset token, was just checked
 	}
 	if isJWTTransport(transport) {
 		p.NewToken = s.newRefreshChain
@@ -76,8 +77,10 @@ func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool
 	return sess, tok, nil
 }
 
-// signOut ends the session of tok, or with all every session of its user.
-// A token that signs no one in is not an error: there is nothing to end.
+// signOut ends the session of tok, or with all every session of its user
+// (a sensitive action: ErrReauthenticationRequired for a session without a
+// fresh proof of the password, and nothing ends). A token that signs no one
+// in is not an error: there is nothing to end.
 func (s *Server) signOut(r *http.Request, tok string, all bool) error {
 	if tok == "" {
 		return nil
@@ -97,6 +100,9 @@ func (s *Server) signOut(r *http.Request, tok string, all bool) error {
 	}
 	ctx := s.auditContext(r)
 	if all && !sess.Anonymous() {
+		if err := s.requireFresh(r, sess); err != nil {
+			return err
+		}
 		n, err := s.sessions.RevokeUser(r.Context(), sess.UserID, "", sessiond.ReasonLogoutAll)
 		if err != nil {
 			return err
@@ -114,9 +120,17 @@ func (s *Server) signOut(r *http.Request, tok string, all bool) error {
 	return nil
 }
 
-// revokeOwn ends the session id of userID from the session list; another
-// user's session, or none, is errNotFound.
-func (s *Server) revokeOwn(r *http.Request, userID, id string) error {
+// revokeOwn ends the session id of the user of current from the session
+// list; another user's session, or none, is errNotFound. Ending another
+// session than current is a sensitive action (ErrReauthenticationRequired
+// without a fresh proof of the password, whatever the id).
+func (s *Server) revokeOwn(r *http.Request, current *sessiond.Session, id string) error {
+	userID := current.UserID
+	if id != current.ID {
+		if err := s.requireFresh(r, current); err != nil {
+			return err
+		}
+	}
 	if _, err := s.sessions.Get(r.Context(), id, userID); err != nil {
 		if sessiond.IsRejection(err) {
 			err = errNotFound
@@ -134,8 +148,12 @@ func (s *Server) revokeOwn(r *http.Request, userID, id string) error {
 	return nil
 }
 
-// revokeOtherSessions ends every session of the user of sess but sess.
+// revokeOtherSessions ends every session of the user of sess but sess, a
+// sensitive action.
 func (s *Server) revokeOtherSessions(r *http.Request, sess *sessiond.Session) (int, error) {
+	if err := s.requireFresh(r, sess); err != nil {
+		return 0, err
+	}
 	n, err := s.sessions.RevokeUser(r.Context(), sess.UserID, sess.ID, sessiond.ReasonLogoutAll)
 	if err != nil {
 		return 0, err
@@ -148,7 +166,8 @@ func (s *Server) revokeOtherSessions(r *http.Request, sess *sessiond.Session) (i
 
 // changeOwnPassword sets a new password after checking the current one, ends
 // every other session of the user (Force Logout) and gives the caller's
-// session a new token, which the caller delivers.
+// session a new token, which the caller delivers. The check of the current
+// password is a proof like a reauthentication: the session is fresh after.
 func (s *Server) changeOwnPassword(r *http.Request, c *caller, current, newPassword string) (*sessiond.Session, string, int, error) {
 	userID := c.session.UserID
 	if _, err := s.accounts.ChangePassword(s.auditContext(r), userID, current, newPassword); err != nil {
@@ -159,17 +178,15 @@ func (s *Server) changeOwnPassword(r *http.Request, c *caller, current, newPassw
 	if err != nil {
 		return nil, "", 0, err
 	}
-	var sess *sessiond.Session
-	var tok string
+	var next string
 	if c.jwt {
 		// A client-side session survives with a new refresh chain; the
 		// old chain, and the access tokens it renews, end with it.
-		if tok, err = s.newRefreshChain(c.session.ID); err == nil {
-			sess, err = s.sessions.Renew(r.Context(), c.session, tok)
+		if next, err = s.newRefreshChain(c.session.ID); err != nil {
+			return nil, "", 0, err
 		}
-	} else {
-		sess, tok, err = s.sessions.Rotate(r.Context(), c.token)
 	}
+	sess, tok, err := s.sessions.Reauthenticate(r.Context(), c.session, next)
 	if err != nil {
 		return nil, "", 0, err
 	}
@@ -227,9 +244,14 @@ func (s *Server) resetPassword(r *http.Request, token, newPassword string, remem
 	return sess, tok, u, nil
 }
 
-// deleteAccount deletes the account userID after checking its password and
-// ends its sessions.
-func (s *Server) deleteAccount(r *http.Request, userID, password string) error {
+// deleteAccount deletes the account of current's user after checking its
+// password, and ends its sessions. It is a sensitive action: current needs
+// a fresh proof of the password besides.
+func (s *Server) deleteAccount(r *http.Request, current *sessiond.Session, password string) error {
+	if err := s.requireFresh(r, current); err != nil {
+		return err
+	}
+	userID := current.UserID
 	if err := s.accounts.Delete(s.auditContext(r), userID, password); err != nil {
 		return err
 	}
@@ -304,11 +326,13 @@ func (s *Server) SignOut(w http.ResponseWriter, r *http.Request, all bool) error
 	return s.signOut(r, tok, all)
 }
 
-// RevokeSession ends the session id of userID, as DELETE /v1/sessions/{id}
-// does. A session that is not the user's active one gives
-// sessiond.ErrNotFound. The caller clears the cookie when id is its own.
-func (s *Server) RevokeSession(r *http.Request, userID, id string) error {
-	err := s.revokeOwn(r, userID, id)
+// RevokeSession ends the session id of the user of current, as DELETE
+// /v1/sessions/{id} does. A session that is not the user's active one gives
+// sessiond.ErrNotFound; another session than current needs current to be
+// fresh (ErrReauthenticationRequired). The caller clears the cookie when id
+// is its own.
+func (s *Server) RevokeSession(r *http.Request, current *sessiond.Session, id string) error {
+	err := s.revokeOwn(r, current, id)
 	if errors.Is(err, errNotFound) {
 		return sessiond.ErrNotFound
 	}
@@ -316,7 +340,8 @@ func (s *Server) RevokeSession(r *http.Request, userID, id string) error {
 }
 
 // RevokeOthers ends every session of the user of current but current, as
-// POST /v1/sessions/revoke-others does, and returns how many.
+// POST /v1/sessions/revoke-others does, and returns how many. current needs
+// to be fresh (ErrReauthenticationRequired).
 func (s *Server) RevokeOthers(r *http.Request, current *sessiond.Session) (int, error) {
 	return s.revokeOtherSessions(r, current)
 }
@@ -352,10 +377,11 @@ func (s *Server) ConfirmPasswordReset(w http.ResponseWriter, r *http.Request, to
 	return sess, u, nil
 }
 
-// DeleteAccount deletes the account userID after checking its password,
-// ends its sessions and clears the cookie, as DELETE /v1/profile does.
-func (s *Server) DeleteAccount(w http.ResponseWriter, r *http.Request, userID, password string) error {
-	if err := s.deleteAccount(r, userID, password); err != nil {
+// DeleteAccount deletes the account of current's user after checking its
+// password, ends its sessions and clears the cookie, as DELETE /v1/profile
+// does. current needs to be fresh (ErrReauthenticationRequired).
+func (s *Server) DeleteAccount(w http.ResponseWriter, r *http.Request, current *sessiond.Session, password string) error {
+	if err := s.deleteAccount(r, current, password); err != nil {
 		return err
 	}
 	s.cfg.Cookie.Clear(w)

@@ -21,6 +21,7 @@ type metrics struct {
 	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
 	lockouts      prometheus.Counter
 	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
+	reauth        *prometheus.CounterVec // outcome: ok, failed, required (a sensitive action refused)
 	duration      *prometheus.HistogramVec
 }
 
@@ -51,12 +52,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Accounts locked after too many failed sign-ins."}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_password_reset_requests_total",
 			Help: "Password-reset requests, by outcome."}, []string{"outcome"}),
+		reauth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_reauthentications_total",
+			Help: "Reauthentications by outcome (ok, failed), and sensitive actions refused for want of one (required)."}, []string{"outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sessiond_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"route", "code"}),
 	}
-	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.duration)
+	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.reauth, m.duration)
 	return m
 }
 

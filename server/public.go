@@ -131,17 +131,27 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `scope must be "current" or "all"`))
 		return
 	}
-	s.cfg.Cookie.Clear(w)
 	tok, _ := s.requestToken(r)
+	clearClient := false
 	if s.clientSide != nil {
 		if c, err := r.Cookie(s.accessCookieName()); err == nil && tok == "" {
 			tok = c.Value
 		}
-		if _, err := r.Cookie(s.refreshCookieName()); err == nil || looksLikeJWT(tok) {
-			s.clearClientCookies(w)
-		}
+		_, err := r.Cookie(s.refreshCookieName())
+		clearClient = err == nil || looksLikeJWT(tok)
 	}
-	if err := s.signOut(r, tok, req.Scope == "all"); err != nil {
+	// Signing out everywhere may be refused (reauthentication required):
+	// then nothing ended and the cookies stay.
+	err := s.signOut(r, tok, req.Scope == "all")
+	if errors.Is(err, ErrReauthenticationRequired) {
+		s.writeError(w, r, err)
+		return
+	}
+	s.cfg.Cookie.Clear(w)
+	if clearClient {
+		s.clearClientCookies(w)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -180,7 +190,7 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	// Another user's session, or none: the same 404.
-	if err := s.revokeOwn(r, c.session.UserID, id); err != nil {
+	if err := s.revokeOwn(r, c.session, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -251,7 +261,7 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.deleteAccount(r, c.session.UserID, req.Password); err != nil {
+	if err := s.deleteAccount(r, c.session, req.Password); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -182,6 +182,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /v1/login", s.login},
 		{"POST /v1/logout", s.logout},
 		{"GET /v1/session", s.whoami},
+		{"POST /v1/session/reauthenticate", s.reauthenticateHandler},
 		{"GET /v1/sessions", s.listSessions},
 		{"DELETE /v1/sessions/{id}", s.revokeSession},
 		{"POST /v1/sessions/revoke-others", s.revokeOthers},

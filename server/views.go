@@ -10,18 +10,21 @@ import (
 
 // sessionView is the contract's session object.
 type sessionView struct {
-	ID                string     `json:"id"`
-	UserID            *string    `json:"user_id"`
-	Anonymous         bool       `json:"anonymous"`
-	RememberMe        bool       `json:"remember_me"`
-	CreatedAt         time.Time  `json:"created_at"`
-	LastSeenAt        time.Time  `json:"last_seen_at"`
-	ExpiresAt         time.Time  `json:"expires_at"`
-	IdleExpiresAt     time.Time  `json:"idle_expires_at"`
-	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
-	Device            deviceView `json:"device"`
-	IP                string     `json:"ip"`
-	Current           bool       `json:"current"`
+	ID                string    `json:"id"`
+	UserID            *string   `json:"user_id"`
+	Anonymous         bool      `json:"anonymous"`
+	RememberMe        bool      `json:"remember_me"`
+	CreatedAt         time.Time `json:"created_at"`
+	LastSeenAt        time.Time `json:"last_seen_at"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	IdleExpiresAt     time.Time `json:"idle_expires_at"`
+	AbsoluteExpiresAt time.Time `json:"absolute_expires_at"`
+	// AuthenticatedAt is when the user last proved the password in this
+	// session; null when never (anonymous, administrator-made).
+	AuthenticatedAt *time.Time `json:"authenticated_at"`
+	Device          deviceView `json:"device"`
+	IP              string     `json:"ip"`
+	Current         bool       `json:"current"`
 }
 
 type deviceView struct {
@@ -47,6 +50,10 @@ func viewSession(s *sessiond.Session, current bool) sessionView {
 	if !s.Anonymous() {
 		uid := s.UserID
 		v.UserID = &uid
+	}
+	if !s.AuthenticatedAt.IsZero() {
+		at := s.AuthenticatedAt.UTC()
+		v.AuthenticatedAt = &at
 	}
 	return v
 }

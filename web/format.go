@@ -138,6 +138,8 @@ func eventText(e audit.Event) string {
 		return "A session was ended by an administrator"
 	case audit.SessionsRevokedByAdmin:
 		return "An administrator signed you out everywhere (" + plural(num(e.Data["sessions_ended"]), "session") + ")"
+	case audit.Reauthenticated:
+		return "Confirmed your password to continue"
 	case audit.LockedOut:
 		s := "Account locked after too many failed sign-in attempts"
 		if u, ok := e.Data["locked_until"].(string); ok {

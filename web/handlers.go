@@ -51,6 +51,8 @@ func (p *Pages) errorMessage(err error) (msg string, status int, ok bool) {
 		return "This reset link is invalid, used or expired. Ask for a new one.", http.StatusBadRequest, true
 	case errors.Is(err, account.ErrInvalidProfile):
 		return "That profile is too large.", http.StatusBadRequest, true
+	case errors.Is(err, server.ErrReauthenticationRequired):
+		return "For your security, confirm your password to continue.", http.StatusForbidden, true
 	}
 	return "", 0, false
 }
@@ -418,7 +420,12 @@ func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, "/account")
 		return
 	}
-	if err := p.srv.DeleteAccount(w, r, v.user.ID, r.PostFormValue("password")); err != nil {
+	password := r.PostFormValue("password")
+	err := p.ensureFresh(w, r, v, password) // the same password: no second field
+	if err == nil {
+		err = p.srv.DeleteAccount(w, r, v.session, password)
+	}
+	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
 			p.fail(w, r, err)
@@ -441,11 +448,44 @@ type sessionRow struct {
 	Current bool
 }
 
+type sessionsData struct {
+	Rows []sessionRow
+	// Fresh: the visitor proved the password recently enough for signing
+	// out other devices; otherwise those forms ask for it.
+	Fresh bool
+}
+
+// ensureFresh makes sure the session of v has a recent proof of the
+// password before a sensitive action: when it has not, password (from the
+// form) renews it, which gives v's session a new token and cookie. Without
+// a password it returns server.ErrReauthenticationRequired; a wrong one is
+// account.ErrInvalidCredentials and counts toward lockout.
+func (p *Pages) ensureFresh(w http.ResponseWriter, r *http.Request, v *visitor, password string) error {
+	if p.srv.Fresh(v.session) {
+		return nil
+	}
+	if password == "" {
+		return server.ErrReauthenticationRequired
+	}
+	sess, tok, err := p.srv.Reauthenticate(w, r, v.session, v.token, password)
+	if err != nil {
+		return err
+	}
+	v.session, v.token = sess, tok
+	return nil
+}
+
 func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	v := p.requireUser(w, r)
 	if v == nil {
 		return
 	}
+	p.renderSessions(w, r, v, http.StatusOK, "", "")
+}
+
+// renderSessions renders the devices page, with an error about a field
+// ("password", the confirmation) when msg is set.
+func (p *Pages) renderSessions(w http.ResponseWriter, r *http.Request, v *visitor, status int, msg, field string) {
 	list, err := p.sessions.List(r.Context(), v.user.ID)
 	if err != nil {
 		p.fail(w, r, err)
@@ -461,8 +501,23 @@ func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pv := p.page(w, r, v, "Your devices", "sessions")
-	pv.Data = rows
-	p.render(w, r, http.StatusOK, "sessions", pv)
+	pv.Error, pv.Invalid = msg, field
+	pv.Data = sessionsData{Rows: rows, Fresh: p.srv.Fresh(v.session)}
+	p.render(w, r, status, "sessions", pv)
+}
+
+// sensitiveFailed answers a refused or failed sensitive action on the
+// devices page.
+func (p *Pages) sensitiveFailed(w http.ResponseWriter, r *http.Request, v *visitor, err error) {
+	msg, status, ok := p.errorMessage(err)
+	if !ok {
+		p.fail(w, r, err)
+		return
+	}
+	if errors.Is(err, account.ErrInvalidCredentials) {
+		msg = "The password is wrong; nothing was signed out."
+	}
+	p.renderSessions(w, r, v, status, msg, "password")
 }
 
 func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request) {
@@ -475,9 +530,15 @@ func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PostFormValue("id")
-	err := p.srv.RevokeSession(r, v.user.ID, id)
+	var err error
+	if id != v.session.ID { // another device: a sensitive action
+		err = p.ensureFresh(w, r, v, r.PostFormValue("password"))
+	}
+	if err == nil {
+		err = p.srv.RevokeSession(r, v.session, id)
+	}
 	if err != nil && !errors.Is(err, sessiond.ErrNotFound) { // gone already: done
-		p.fail(w, r, err)
+		p.sensitiveFailed(w, r, v, err)
 		return
 	}
 	if id == v.session.ID {
@@ -499,9 +560,13 @@ func (p *Pages) revokeOthersSubmit(w http.ResponseWriter, r *http.Request) {
 		p.formExpired(w, r, "/account/sessions")
 		return
 	}
-	n, err := p.srv.RevokeOthers(r, v.session)
+	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
+	n := 0
+	if err == nil {
+		n, err = p.srv.RevokeOthers(r, v.session)
+	}
 	if err != nil {
-		p.fail(w, r, err)
+		p.sensitiveFailed(w, r, v, err)
 		return
 	}
 	p.setFlash(w, "others_revoked."+strconv.Itoa(n))

@@ -33,6 +33,7 @@ type config struct {
 	RememberMeIdleTimeout time.Duration
 	TouchInterval         time.Duration
 	MaxSessionsPerUser    int
+	ReauthWindow          time.Duration
 	SweepInterval         time.Duration
 	AuditRetention        time.Duration
 	MaxValueBytes         int
@@ -110,6 +111,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RememberMeIdleTimeout, "remember-me-idle-timeout", 168*time.Hour, "idle timeout of a remember-me session")
 	fs.DurationVar(&c.TouchInterval, "touch-interval", 0, "least time between two last-seen writes of a session (0: a tenth of the idle timeout, at most 1m)")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 0, "beyond it the least recently used session ends (0: no limit)")
+	fs.DurationVar(&c.ReauthWindow, "reauth-window", 10*time.Minute, "how long a password proof lasts for sensitive actions (signing out other sessions, deleting the account, changing the email); after it they need POST /v1/session/reauthenticate")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired sessions are deleted")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 2160*time.Hour, "how long security events (the audit trail) are kept (0: forever)")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 16<<10, "largest session data value")
@@ -343,7 +345,7 @@ func (c *config) validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace}, {"cache-max-age", c.CacheMaxAge},
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
-		{"clock-skew", c.ClockSkew},
+		{"clock-skew", c.ClockSkew}, {"reauth-window", c.ReauthWindow},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -355,7 +357,7 @@ func (c *config) validate() error {
 	for _, p := range positive {
 		switch p.name {
 		case "idle-timeout", "absolute-timeout", "remember-me-lifetime", "remember-me-idle-timeout",
-			"lockout-duration", "lockout-max-duration", "reset-token-ttl":
+			"lockout-duration", "lockout-max-duration", "reset-token-ttl", "reauth-window":
 			if p.d < time.Second {
 				return fmt.Errorf("--%s must be at least 1s, got %v", p.name, p.d)
 			}

@@ -64,6 +64,7 @@ func (c *config) policy() sessiond.Policy {
 		RememberMeLifetime:    c.RememberMeLifetime,
 		TouchInterval:         c.TouchInterval,
 		MaxSessionsPerUser:    c.MaxSessionsPerUser,
+		ReauthWindow:          c.ReauthWindow,
 		MaxValueBytes:         c.MaxValueBytes,
 		MaxDataBytes:          c.MaxDataBytes,
 	}

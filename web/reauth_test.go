@@ -1,0 +1,128 @@
+package web_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/memstore"
+	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/sessionhttp"
+	"github.com/sessiond/sessiond/storetest"
+	"github.com/sessiond/sessiond/web"
+)
+
+// newClockEnv is newEnv with a settable clock for the sessions.
+func newClockEnv(t *testing.T) (*testEnv, *storetest.Clock) {
+	t.Helper()
+	clock := storetest.NewClock()
+	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{}, sessiond.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := memstore.NewAudit()
+	acc, err := account.NewService(memstore.NewAccounts(), account.Config{
+		LockoutThreshold: 3,
+		HashParams:       account.HashParams{Memory: 64, Time: 1, Parallelism: 1},
+	}, account.WithLockObserver((&audit.Recorder{Store: events}).LockObserver()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Cookie: sessionhttp.Cookie{Name: "session", Insecure: true}},
+		server.Deps{Sessions: m, Accounts: acc, Audit: events, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := web.New(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetPages(pages)
+	ts := httptest.NewServer(srv.Public())
+	t.Cleanup(ts.Close)
+	return &testEnv{url: ts.URL, srv: srv, accounts: acc, events: events}, clock
+}
+
+var otherIDRE = regexp.MustCompile(`<li class="session" data-session-id="([0-9a-f]+)"`)
+
+// TestPagesAskForThePassword: past the reauthentication window the devices
+// page asks for the password on the forms that sign out other devices,
+// refuses them without it, and performs them with it.
+func TestPagesAskForThePassword(t *testing.T) {
+	e, clock := newClockEnv(t)
+	e.register(t, "ada@example.com", pw)
+	b, other, third := e.browser(t), e.browser(t), e.browser(t)
+	for _, x := range []*browser{b, other, third} {
+		if res, _ := x.post("/login", "/login", url.Values{"email": {"ada@example.com"}, "password": {pw}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login: %d", res.StatusCode)
+		}
+	}
+	_, body := b.get("/account/sessions")
+	if strings.Contains(body, `name="password"`) {
+		t.Fatal("the devices page asks for the password right after sign-in")
+	}
+
+	clock.Advance(11 * time.Minute)
+	_, body = b.get("/account/sessions")
+	if !strings.Contains(body, `id="reauth-others"`) || !strings.Contains(body, `id="reauth-note"`) {
+		t.Fatalf("the devices page does not ask for the password after the window:\n%s", body)
+	}
+	ids := otherIDRE.FindAllStringSubmatch(body, -1)
+	if len(ids) != 2 {
+		t.Fatalf("%d other devices listed, want 2", len(ids))
+	}
+	// Without the password: refused, nothing signed out.
+	res, body := b.post("/account/sessions", "/account/sessions/revoke", url.Values{"id": {ids[0][1]}})
+	if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "confirm your password") {
+		t.Fatalf("revoke without the password: %d\n%s", res.StatusCode, body)
+	}
+	res, body = b.post("/account/sessions", "/account/sessions/revoke-others", url.Values{"password": {"wrong password"}})
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "nothing was signed out") {
+		t.Fatalf("revoke-others with a wrong password: %d\n%s", res.StatusCode, body)
+	}
+	for _, x := range []*browser{other, third} {
+		if res, _ := x.get("/account"); res.StatusCode != 200 {
+			t.Fatalf("another device after refused sign-outs: %d", res.StatusCode)
+		}
+	}
+	// With it: the proof is renewed (a new cookie) and the device ends.
+	res, _ = b.post("/account/sessions", "/account/sessions/revoke", url.Values{"id": {ids[0][1]}, "password": {pw}})
+	if res.StatusCode != http.StatusSeeOther || !hasCookie(res, "session") {
+		t.Fatalf("revoke with the password: %d, cookies %v", res.StatusCode, res.Cookies())
+	}
+	_, body = b.get("/account/sessions")
+	if strings.Contains(body, `name="password"`) || len(otherIDRE.FindAllStringSubmatch(body, -1)) != 1 {
+		t.Fatalf("after reauthenticating: still asks, or the device is still listed:\n%s", body)
+	}
+	res, _ = b.post("/account/sessions", "/account/sessions/revoke-others", url.Values{})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke-others while fresh: %d", res.StatusCode)
+	}
+	for _, x := range []*browser{other, third} {
+		if res, _ := x.get("/account"); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("a signed-out device still sees its account: %d", res.StatusCode)
+		}
+	}
+	// Deleting the account after the window: its password field is the
+	// confirmation.
+	clock.Advance(11 * time.Minute)
+	res, body = b.post("/account", "/account/delete", url.Values{"password": {"wrong password"}})
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "was not deleted") {
+		t.Fatalf("stale delete with a wrong password: %d", res.StatusCode)
+	}
+	res, _ = b.post("/account", "/account/delete", url.Values{"password": {pw}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/login" {
+		t.Fatalf("stale delete with the password: %d to %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if _, err := e.accounts.UserByEmail(t.Context(), "ada@example.com"); err == nil {
+		t.Fatal("the account is still there")
+	}
+}
