@@ -2,13 +2,16 @@
 # The performance measurement of the README, in one run on this machine:
 #
 #   scripts/perf.sh [sqlite|postgres|redis] [--sessions N] [--duration SECONDS]
-#                   [--database URL] [--session-store URL]
+#                   [--rounds N] [--database URL] [--session-store URL]
 #
 #   (a) baseline: a no-op Go net/http server (internal/perf/noop) answering
 #       a body of the same size as GET /v1/session's, under wrk -t1 -c32;
 #   (b) who-am-I: wrk -t1 -c32 against GET /v1/session with bearer tokens
 #       of 1,000 sessions, each request a token picked at random (the same
 #       Lua script drives the no-op, so the generator's work is the same);
+#       with --rounds N, (a) and (b) alternate N times and the round of the
+#       median ratio is reported (all rounds are listed), which steadies
+#       the ratio on a machine whose other load comes and goes;
 #   (c) login storm: 32 connections logging in as fast as they can
 #       (`sessiond bench --scenario login`, argon2id at the default cost)
 #       while wrk measures who-am-I as in (b);
@@ -32,6 +35,7 @@ cd "$(dirname "$0")/.."
 backend=sqlite
 big=0
 dur=10
+rounds=1
 conns=32
 db_url=
 store_url=
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --sessions) big=$2; shift 2 ;;
     --duration) dur=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --database) db_url=$2; shift 2 ;;
     --session-store) store_url=$2; shift 2 ;;
     -h|--help) usage ;;
@@ -48,7 +53,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $backend in sqlite|postgres|redis) ;; *) echo "perf: backend must be sqlite, postgres or redis" >&2; usage ;; esac
-[[ $big =~ ^[0-9]+$ && $dur =~ ^[0-9]+$ && $dur -ge 1 ]] || { echo "perf: --sessions and --duration take whole numbers" >&2; exit 2; }
+[[ $big =~ ^[0-9]+$ && $dur =~ ^[0-9]+$ && $dur -ge 1 && $rounds =~ ^[0-9]+$ && $rounds -ge 1 ]] ||
+  { echo "perf: --sessions, --duration and --rounds take whole numbers" >&2; exit 2; }
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
@@ -185,22 +191,28 @@ start_sessiond "$database"
 first=$(head -n1 "$work/tokens-1k.txt")
 body_bytes=$(curl -fsS -o /dev/null -w '%{size_download}' -H "Authorization: Bearer $first" "http://127.0.0.1:$pub/v1/session")
 
-# ---- (a) the no-op baseline ----
-say "(a) no-op net/http server, ${body_bytes}-byte body: wrk -t1 -c$conns -d${dur}s"
+# ---- (a) the no-op baseline and (b) who-am-I, alternating ----
 "$work/noop" --listen 127.0.0.1:0 --body-bytes "$body_bytes" >"$work/noop.out" 2>&1 &
 noop_pid=$!
 pids+=("$noop_pid")
 for _ in $(seq 1 100); do grep -q 'listening on' "$work/noop.out" && break; sleep 0.1; done
 noop_url=$(sed -n 's/^noop listening on //p' "$work/noop.out")
 wait_http "$noop_url/healthz"
-noop=$(run_wrk noop "$noop_url/v1/session" "$work/tokens-1k.txt")
-echo "  $noop" >&2
+round_noop=() round_whoami=() round_ratio=()
+for r in $(seq 1 "$rounds"); do
+  say "(a) no-op net/http server, ${body_bytes}-byte body: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
+  round_noop+=("$(run_wrk "noop-$r" "$noop_url/v1/session" "$work/tokens-1k.txt")")
+  echo "  ${round_noop[-1]}" >&2
+  say "(b) GET /v1/session, 1,000 sessions: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
+  round_whoami+=("$(run_wrk "whoami-$r" "http://127.0.0.1:$pub/v1/session" "$work/tokens-1k.txt")")
+  echo "  ${round_whoami[-1]}" >&2
+  round_ratio+=("$(awk -v a="$(field "${round_whoami[-1]}" rps)" -v b="$(field "${round_noop[-1]}" rps)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
+done
 kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
-
-# ---- (b) who-am-I ----
-say "(b) GET /v1/session, 1,000 sessions: wrk -t1 -c$conns -d${dur}s"
-whoami=$(run_wrk whoami "http://127.0.0.1:$pub/v1/session" "$work/tokens-1k.txt")
-echo "  $whoami" >&2
+# The round of the median ratio (the lower middle one for an even count).
+median=$(for i in "${!round_ratio[@]}"; do echo "${round_ratio[$i]} $i"; done | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) { print $2 }')
+noop=${round_noop[$median]}
+whoami=${round_whoami[$median]}
 
 # ---- (c) login storm ----
 say "(c) login storm: 32 connections logging in while wrk measures who-am-I"
@@ -254,6 +266,13 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(c) GET /v1/session during a login storm" "$s_rps" "$s_p50" "$s_p99" "$(field "$storm" errors)" \
     "$(ratio "$s_rps" "$w_rps")" "of (b): >= 0.70, p99 < 10 ms ($(pct "$s_rps" "$w_rps") req/s)"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(bench; p99 with its unit)"
+  if [ "$rounds" -gt 1 ]; then
+    printf '    rounds (who-am-I / no-op req/s):'
+    for i in "${!round_ratio[@]}"; do
+      printf ' %.0f/%.0f=%.2f' "$(field "${round_whoami[$i]}" rps)" "$(field "${round_noop[$i]}" rps)" "${round_ratio[$i]}"
+    done
+    printf '; (a) and (b) above are round %d, the median\n' "$((median + 1))"
+  fi
   if [ "$big" -gt 0 ]; then
     x_rps=$(field "$scale" rps)
     printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(d) GET /v1/session, $big sessions" "$x_rps" "$(field "$scale" p50_ms)" "$(field "$scale" p99_ms)" \
