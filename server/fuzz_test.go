@@ -40,6 +40,11 @@ type fuzzWorld struct {
 }
 
 func newFuzzWorld(t testing.TB) *fuzzWorld {
+	return newWorld(t, slog.New(slog.DiscardHandler))
+}
+
+// newWorld is newFuzzWorld with the server logging to log.
+func newWorld(t testing.TB, log *slog.Logger) *fuzzWorld {
 	ctx := context.Background()
 	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{})
 	if err != nil {
@@ -65,7 +70,7 @@ func newFuzzWorld(t testing.TB) *fuzzWorld {
 	}
 	cs := &ClientSide{Keys: ring, Chain: chain, Issuer: accesstoken.Issuer{Name: "sessiond"}}
 	s, err := New(Config{AdminKey: fuzzAdminKey}, Deps{Sessions: m, Accounts: a, ClientSide: cs,
-		Audit: memstore.NewAudit(), Logger: slog.New(slog.DiscardHandler)})
+		Audit: memstore.NewAudit(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +78,13 @@ func newFuzzWorld(t testing.TB) *fuzzWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, tok, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID})
+	// Both sessions are fresh sign-ins, so the routes that need a recent
+	// password proof are reachable too.
+	sess, tok, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, Authenticated: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsess, refresh, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, NewToken: s.newRefreshChain})
+	jsess, refresh, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, Authenticated: true, NewToken: s.newRefreshChain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +207,9 @@ func FuzzAPI(f *testing.F) {
 	add("DELETE /v1/sessions/{id}", "$SESSION", ``, 1, authCookie)
 	add("DELETE /v1/sessions/{id}", "../../admin", ``, 1, authBearer)
 	add("POST /v1/sessions/revoke-others", "", ``, 1, authAccess)
+	add("POST /v1/session/reauthenticate", "", `{"password":"$PASSWORD"}`, 0, authCookie)
+	add("POST /v1/session/reauthenticate", "", `{"password":"wrong"}`, 0, authAccess)
+	add("POST /v1/session/reauthenticate", "", `{"password":"$PASSWORD","extra":true}`, 0, authBearer)
 	add("GET /v1/profile", "", ``, 1, authGarbageToken)
 	add("PATCH /v1/profile", "", `{"profile":{"name":"Alice","langs":["en","fr"]}}`, 0, authBearer)
 	add("PATCH /v1/profile", "", `{"profile":null}`, 0, authCookie)
