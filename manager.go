@@ -73,6 +73,9 @@ type CreateParams struct {
 	// (a sign-in): the session's AuthenticatedAt is its creation time.
 	// Default false: no proof (anonymous and administrator-made sessions).
 	Authenticated bool
+	// Transport is how the token is handed out (TransportCookie, ...),
+	// kept as Session.Transport. Default "": unknown, not browser-bound.
+	Transport string
 	// Data is the initial session data; keys and sizes are checked as in
 	// SetData.
 	Data map[string][]byte
@@ -127,6 +130,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 		Device:            ParseDevice(p.UserAgent),
 		IP:                p.IP,
 		Data:              p.Data,
+		Transport:         p.Transport,
 	}
 	if p.Authenticated && p.UserID != "" {
 		s.AuthenticatedAt = now

@@ -33,6 +33,11 @@ type Session struct {
 	// proof (an anonymous session, or one an administrator created).
 	// Sensitive actions need a recent one; see Manager.Fresh.
 	AuthenticatedAt time.Time
+	// Transport is how the session's first token was handed out
+	// (TransportCookie, ...); empty when unknown (sessions created before
+	// sessiond recorded it). It decides whether the session is bound to
+	// the browser that started it (BrowserBound).
+	Transport string
 
 	// Data is the session's key/value data. Stores fill it only where a
 	// method says so (Data); lookups leave it nil to keep validation cheap.
@@ -60,6 +65,45 @@ func (s *Session) ExpiresAt() time.Time {
 // is; a proof dated after now (clocks of two nodes) counts as fresh.
 func (s *Session) AuthenticatedWithin(now time.Time, window time.Duration) bool {
 	return !s.AuthenticatedAt.IsZero() && now.Sub(s.AuthenticatedAt) < window
+}
+
+// Transports of a session's token, as the client asked for it at sign-in.
+const (
+	TransportCookie    = "cookie"     // the session cookie: a browser
+	TransportToken     = "token"      // a bearer token in the body: an app or a server
+	TransportJWT       = "jwt"        // client-side access and refresh token in the body
+	TransportJWTCookie = "jwt_cookie" // the same pair in cookies: a browser
+)
+
+// BrowserBound reports whether the session belongs to the browser that
+// started it: its token was handed out in a cookie, and that browser's
+// User-Agent was recorded. Requests presenting the token of such a session
+// must come from the same browser and OS family (see ClientMismatch).
+// Sessions issued to bearer-token clients are not bound: servers and apps
+// change their User-Agent honestly.
+func (s *Session) BrowserBound() bool {
+	return (s.Transport == TransportCookie || s.Transport == TransportJWTCookie) && s.Device.UserAgent != ""
+}
+
+// ClientMismatch reports whether a request with the given User-Agent header
+// comes from another client than the one that started s, a browser-bound
+// session: a missing User-Agent, another browser family, or another OS
+// family. When the starting User-Agent was not recognised (neither family
+// known) the whole header must match instead. Versions do not matter, so a
+// browser update keeps its sessions. Sessions that are not browser-bound
+// never mismatch.
+func (s *Session) ClientMismatch(userAgent string) bool {
+	if !s.BrowserBound() {
+		return false
+	}
+	if userAgent == "" {
+		return true
+	}
+	d := ParseDevice(userAgent)
+	if s.Device.Browser == "" && s.Device.OS == "" {
+		return d.UserAgent != s.Device.UserAgent
+	}
+	return d.Browser != s.Device.Browser || d.OS != s.Device.OS
 }
 
 // Revoked reports whether the session was ended.

@@ -17,7 +17,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at`
+	revoked_at, revoke_reason, authenticated_at, transport`
 
 // The statements of the sessiond.Store methods. "Active at now" is
 // revoked_at IS NULL AND expires_at > now, expires_at being the generated
@@ -38,7 +38,7 @@ const (
 		WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`
 
 	qInsert = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
 
 	qInsertData = `INSERT INTO session_data (session_id, key, value)
 		SELECT $1::text, d.key, d.value FROM unnest($2::text[], $3::bytea[]) AS d (key, value)`
@@ -206,7 +206,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			sess.ID, sess.TokenHash[:], text(sess.UserID), sess.RememberMe,
 			sess.CreatedAt, sess.LastSeenAt, sess.IdleExpiresAt, sess.AbsoluteExpiresAt,
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
-			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt))
+			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt), sess.Transport)
 		if len(keys) > 0 {
 			b.Queue(qInsertData, sess.ID, keys, values)
 		}
@@ -456,7 +456,7 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	err := row.Scan(&s.ID, hashDest{&s.TokenHash}, &user, &s.RememberMe,
 		&s.CreatedAt, &s.LastSeenAt, &s.IdleExpiresAt, &s.AbsoluteExpiresAt,
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		&revoked, &s.RevokeReason, &authed)
+		&revoked, &s.RevokeReason, &authed, &s.Transport)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}

@@ -39,7 +39,8 @@
 //	p s:{tag}:id   hash   the session record: h (token hash, 32 raw bytes), id,
 //	                      u (user id), rm, c, l, ie, ae (times in integer µs
 //	                      since the Unix epoch), ua, br, os, ip, ra, rr,
-//	                      aa (AuthenticatedAt µs, absent when zero)
+//	                      aa (AuthenticatedAt µs, absent when zero),
+//	                      tr (Transport, absent when empty)
 //	p d:{tag}:id   hash   its data: "=" + key → value, and "#" → total size
 //	p u:{uid}      zset   the user's live sessions: escaped id scored by the
 //	                      session's earlier deadline (µs)

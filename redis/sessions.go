@@ -31,6 +31,7 @@ const (
 	fRevokedAt = "ra"
 	fReason    = "rr"
 	fAuthAt    = "aa" // AuthenticatedAt, absent when zero
+	fTransport = "tr" // Transport, absent when empty
 
 	// Data hash: user keys carry a prefix so that they can never clash with
 	// the size counter.
@@ -82,6 +83,9 @@ func recordFields(s *sessiond.Session) []string {
 	if !s.AuthenticatedAt.IsZero() {
 		f = append(f, fAuthAt, micros(s.AuthenticatedAt))
 	}
+	if s.Transport != "" {
+		f = append(f, fTransport, s.Transport)
+	}
 	if s.Revoked() {
 		f = append(f, fRevokedAt, micros(s.RevokedAt), fReason, s.RevokeReason)
 	}
@@ -101,6 +105,7 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		Device:       sessiond.Device{UserAgent: m[fUserAgent], Browser: m[fBrowser], OS: m[fOS]},
 		IP:           m[fIP],
 		RevokeReason: m[fReason],
+		Transport:    m[fTransport],
 	}
 	h := m[fHash]
 	if len(h) != len(s.TokenHash) || s.ID == "" {

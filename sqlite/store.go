@@ -33,7 +33,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at`
+	revoked_at, revoke_reason, authenticated_at, transport`
 
 // stmt is a statement that Open prepares, and where it keeps it.
 type stmt struct {
@@ -63,7 +63,7 @@ var readStmts = []stmt{
 var writeStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.insert },
 		`INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)`},
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`},
 	// The new session's own data is written first and wins on equal keys.
 	{func(s *Store) **sql.Stmt { return &s.carryData },
 		`INSERT INTO session_data (session_id, key, value)
@@ -258,6 +258,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			micros(sess.IdleExpiresAt), micros(sess.AbsoluteExpiresAt),
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
 			nullMicros(sess.RevokedAt), sess.RevokeReason, nullMicros(sess.AuthenticatedAt),
+			sess.Transport,
 		); err != nil {
 			return err
 		}
@@ -482,7 +483,7 @@ func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 		microsDest{&s.CreatedAt}, microsDest{&s.LastSeenAt},
 		microsDest{&s.IdleExpiresAt}, microsDest{&s.AbsoluteExpiresAt},
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt})
+		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt}, &s.Transport)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}

@@ -174,3 +174,30 @@ func testReauthenticateConcurrent(t *testing.T, e *env) {
 	}
 	e.invalid(t, tok, sessiond.ErrNotFound)
 }
+
+// testTransportRoundTrip: the transport a session was handed out through
+// is kept, and decides whether it is bound to its browser.
+func testTransportRoundTrip(t *testing.T, e *env) {
+	for _, tr := range []string{sessiond.TransportCookie, sessiond.TransportToken, sessiond.TransportJWT, sessiond.TransportJWTCookie, ""} {
+		s, tok := e.create(t, sessiond.CreateParams{UserID: "u1", UserAgent: chromeUA, Transport: tr})
+		for _, got := range []*sessiond.Session{e.byID(t, s.ID), mustByHash(t, e.store, sessiond.HashToken(tok)), e.valid(t, tok)} {
+			if got.Transport != tr {
+				t.Errorf("Transport = %q, want %q", got.Transport, tr)
+			}
+			if want := tr == sessiond.TransportCookie || tr == sessiond.TransportJWTCookie; got.BrowserBound() != want {
+				t.Errorf("transport %q: BrowserBound() = %v, want %v", tr, got.BrowserBound(), want)
+			}
+		}
+	}
+	list, err := e.m.List(t.Context(), "u1")
+	if err != nil || len(list) != 5 {
+		t.Fatalf("List = %d sessions, %v", len(list), err)
+	}
+	seen := map[string]bool{}
+	for _, s := range list {
+		seen[s.Transport] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("listed transports %v, want all five", seen)
+	}
+}

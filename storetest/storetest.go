@@ -116,6 +116,7 @@ var tests = []struct {
 	{"Reauthenticate", testReauthenticate},
 	{"ReauthenticateDeadSession", testReauthenticateDead},
 	{"ReauthenticateConcurrent", testReauthenticateConcurrent},
+	{"TransportRoundTrip", testTransportRoundTrip},
 	{"Revoke", testRevoke},
 	{"RevokeUser", testRevokeUser},
 	{"ForceLogout", testForceLogout},
