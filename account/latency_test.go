@@ -11,7 +11,7 @@ import (
 // write a known account's failure causes.
 func TestLatencySample(t *testing.T) {
 	var l latency
-	if d := l.sample(); d != 0 {
+	if d := l.writes.sample(); d != 0 {
 		t.Fatalf("sample before any write = %v, want 0", d)
 	}
 	if err := l.pad(context.Background()); err != nil {
@@ -19,7 +19,7 @@ func TestLatencySample(t *testing.T) {
 	}
 	l.observe(3 * time.Millisecond)
 	for range 100 {
-		if d := l.sample(); d != 3*time.Millisecond {
+		if d := l.writes.sample(); d != 3*time.Millisecond {
 			t.Fatalf("sample of one write = %v, want 3ms", d)
 		}
 	}
@@ -30,7 +30,7 @@ func TestLatencySample(t *testing.T) {
 	}
 	seen := map[time.Duration]bool{}
 	for range 100 * latencyWindow {
-		d := l.sample()
+		d := l.writes.sample()
 		if d <= 2*latencyWindow*time.Microsecond || d > 3*latencyWindow*time.Microsecond {
 			t.Fatalf("sample %v is not one of the latest %d writes", d, latencyWindow)
 		}
@@ -51,7 +51,7 @@ func TestLatencySample(t *testing.T) {
 	}
 	slow := 0
 	for range 1000 {
-		switch d := m.sample(); d {
+		switch d := m.writes.sample(); d {
 		case time.Millisecond:
 		case maxPad:
 			slow++
@@ -61,6 +61,37 @@ func TestLatencySample(t *testing.T) {
 	}
 	if slow > 100 {
 		t.Errorf("%d of 1000 pads were the one slow write of %d", slow, latencyWindow)
+	}
+}
+
+// A pad takes a recent overshoot of its timer off the duration it drew, and
+// records its own.
+func TestLatencyOvershoot(t *testing.T) {
+	var l latency
+	l.observe(time.Millisecond)
+	if err := l.pad(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := l.overshoot.n.Load(); n != 1 {
+		t.Fatalf("%d overshoots recorded after one pad, want 1", n)
+	}
+	if o := l.overshoot.sample(); o < 0 || o > maxPad {
+		t.Errorf("overshoot %v out of [0, maxPad]", o)
+	}
+	// A machine so loaded that timers wake 10ms late: a 5ms write is
+	// waited out by the wake-up alone.
+	var busy latency
+	busy.observe(5 * time.Millisecond)
+	busy.overshoot.add(10 * time.Millisecond)
+	start := time.Now()
+	if err := busy.pad(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := busy.overshoot.n.Load(); n != 1 {
+		t.Errorf("a pad shorter than the overshoot slept (%d overshoots recorded, want the 1 given)", n)
+	}
+	if d := time.Since(start); d > 5*time.Millisecond {
+		t.Logf("a pad that needed no sleep took %v", d)
 	}
 	// A pad ends with its context.
 	var h latency

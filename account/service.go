@@ -712,42 +712,57 @@ func public(u *User) *User {
 // measurably slower in the median than wrong passwords.) Durations are real
 // (monotonic) time, not the Service's clock.
 type latency struct {
-	n    atomic.Uint64 // writes observed
-	ring [latencyWindow]atomic.Int64
+	writes ring
+	// overshoot keeps how late the latest pads' timers woke their
+	// goroutine: on a loaded machine a wake-up waits for a CPU, by
+	// milliseconds. A write's duration already holds such a wait (for its
+	// sync), so a pad takes one recent overshoot off the duration it
+	// drew, instead of paying the wait twice.
+	overshoot ring
 }
 
-// latencyWindow is how many recent writes a pad draws from.
+// ring holds the latest latencyWindow durations for drawing at random.
+type ring struct {
+	n    atomic.Uint64 // durations added
+	slot [latencyWindow]atomic.Int64
+}
+
+// latencyWindow is how many recent durations a pad draws from.
 const latencyWindow = 64
 
 // maxPad bounds a pad, so that one slow store write cannot slow
 // unknown-user answers by much.
 const maxPad = 250 * time.Millisecond
 
-func (l *latency) observe(d time.Duration) {
-	d = min(max(d, time.Nanosecond), maxPad) // 0 marks a slot not yet written
-	i := l.n.Add(1) - 1
-	l.ring[i%latencyWindow].Store(int64(d))
+func (r *ring) add(d time.Duration) {
+	i := r.n.Add(1) - 1
+	r.slot[i%latencyWindow].Store(int64(d))
 }
 
-// sample returns one of the recent durations at random, 0 before the first.
-func (l *latency) sample() time.Duration {
-	n := min(l.n.Load(), latencyWindow)
+// sample returns one of the latest durations at random, 0 before the first.
+func (r *ring) sample() time.Duration {
+	n := min(r.n.Load(), latencyWindow)
 	if n == 0 {
 		return 0
 	}
-	return time.Duration(l.ring[mrand.N(n)].Load())
+	return time.Duration(r.slot[mrand.N(n)].Load())
 }
 
-// pad waits for a duration drawn from the recent ones, or until ctx ends.
+func (l *latency) observe(d time.Duration) { l.writes.add(min(max(d, 0), maxPad)) }
+
+// pad waits for a duration drawn from the recent writes, less a recent
+// overshoot of the timer, or until ctx ends.
 func (l *latency) pad(ctx context.Context) error {
-	d := l.sample()
+	d := l.writes.sample() - l.overshoot.sample()
 	if d <= 0 {
 		return nil
 	}
+	start := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		l.overshoot.add(min(max(time.Since(start)-d, 0), maxPad))
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
