@@ -217,7 +217,7 @@ whoami=${round_whoami[$median]}
 # ---- (c) login storm ----
 say "(c) login storm: 32 connections logging in while wrk measures who-am-I"
 "$work/sessiond" bench --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" \
-  --scenario login --connections 32 --users 32 --warmup 1s --duration "$((dur + 1))s" \
+  --scenario login --connections 32 --users 32 --warmup 1s --duration "$((dur + 1))s" --timeout 60s \
   --json "$out/login-storm.json" >"$out/login-storm.txt" 2>"$work/storm.err" &
 storm_pid=$!
 pids+=("$storm_pid")
@@ -265,7 +265,7 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    its p99 / the no-op's p99" "" "" "" "" "$(ratio "$w_p99" "$n_p99")" "<= 2.00"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(c) GET /v1/session during a login storm" "$s_rps" "$s_p50" "$s_p99" "$(field "$storm" errors)" \
     "$(ratio "$s_rps" "$w_rps")" "of (b): >= 0.70, p99 < 10 ms ($(pct "$s_rps" "$w_rps") req/s)"
-  printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(bench; p99 with its unit)"
+  printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(sessiond bench; p99 with its unit)"
   if [ "$rounds" -gt 1 ]; then
     printf '    rounds (who-am-I / no-op req/s):'
     for i in "${!round_ratio[@]}"; do
