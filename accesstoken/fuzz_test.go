@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -285,4 +286,23 @@ func TestVerifyRefusesNonCanonicalText(t *testing.T) {
 func nextWithLowBit(c byte) byte {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	return alphabet[strings.IndexByte(alphabet, c)^1]
+}
+
+// TestVerifyExpiryBoundary: a token whose exp plus the leeway is exactly
+// now has expired (RFC 7519: now must be before exp), one second earlier it
+// has not. The JOSE library accepted it at the boundary (found by
+// FuzzVerifyClaims).
+func TestVerifyExpiryBoundary(t *testing.T) {
+	at := func(exp int64) error {
+		payload := fmt.Sprintf(`{"iss":%q,"sub":"u1","sid":"s1","exp":%d}`, fuzzIssuer, exp)
+		_, err := Verify(signCompact(fuzzHeader(), []byte(payload)), fuzzKeyFor, fuzzWant, fuzzNow)
+		return err
+	}
+	edge := fuzzNow.Add(-fuzzWant.Leeway).Unix()
+	if err := at(edge); !errors.Is(err, ErrExpired) {
+		t.Errorf("exp + leeway = now: Verify = %v, want ErrExpired", err)
+	}
+	if err := at(edge + 1); err != nil {
+		t.Errorf("exp + leeway = now + 1s: Verify = %v, want ok", err)
+	}
 }

@@ -152,6 +152,12 @@ func Verify(token string, keyFor func(kid string) (ed25519.PublicKey, bool), wan
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// RFC 7519 wants now before exp; the JOSE library still accepts a token
+	// at exactly exp+leeway. A deadline that equals now has passed, as for
+	// sessions.
+	if !now.Before(c.Expiry.Time().Add(leeway)) {
+		return nil, ErrExpired
+	}
 	return &c, nil
 }
 
