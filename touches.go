@@ -133,17 +133,22 @@ func (m *Manager) RunTouches(ctx context.Context, every time.Duration, onError f
 			all = all[n:]
 		}
 	}
+	// Writes run on a context of their own: ctx only says when to stop, and
+	// a touch taken from the queue is written, not lost to a cancellation.
+	write := context.WithoutCancel(ctx)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			flush(ctx)
+			wctx, cancel := context.WithTimeout(write, 10*time.Second)
+			flush(wctx)
+			cancel()
 		case <-ctx.Done():
 			p.mu.Lock()
 			p.running = false
 			p.mu.Unlock()
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			final, cancel := context.WithTimeout(write, 10*time.Second)
 			defer cancel()
 			flush(final)
 			return ctx.Err()
