@@ -54,13 +54,23 @@ const (
 	// Reauthenticated: the user proved their password again in a session
 	// (before a sensitive action); the session got a new token.
 	Reauthenticated = "reauthenticated"
+	// HijackSuspected: a browser session's token came from another browser
+	// or OS family, or without a User-Agent; the session was ended. The
+	// event's client is the refused request; Data "session_browser",
+	// "session_os" and "session_ip" describe the session's own browser,
+	// and "user_agent_missing" says whether the request had none.
+	HijackSuspected = "hijack_suspected"
+	// IPChanged: a session was used from another address than the one it
+	// started from (the event's IP); Data "session_ip" is that first one.
+	// Recorded once per session and address; never fatal.
+	IPChanged = "ip_changed"
 )
 
 // Types lists every event type, in the order above.
 var Types = []string{
 	SignedIn, NewDevice, SignedOut, SignedOutEverywhere, SessionRevoked,
 	PasswordChanged, PasswordReset, SessionRevokedByAdmin, SessionsRevokedByAdmin,
-	LockedOut, RefreshTokenReused, Reauthenticated,
+	LockedOut, RefreshTokenReused, Reauthenticated, HijackSuspected, IPChanged,
 }
 
 // KnownType reports whether t is one of Types.

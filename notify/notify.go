@@ -23,11 +23,18 @@ import (
 	"time"
 )
 
-// Message types.
+// Message types. The names are stable; docs/notifications.md documents
+// each one's Data (and docs/schemas/ holds a JSON Schema of each message).
 const (
 	// TypePasswordReset carries a reset token and its expiry in Data:
 	// "token", "expires_at" and, with a public URL configured, "link".
 	TypePasswordReset = "password_reset"
+	// TypeHijackSuspected: a browser session's token came from another
+	// browser or OS family (or without a User-Agent), and the session was
+	// ended. Data: "session_id", "session_browser", "session_os",
+	// "session_ip" (where it started), "browser", "os", "ip" (the refused
+	// request), "detected_at".
+	TypeHijackSuspected = "hijack_suspected"
 )
 
 // Message is one notification for one user.

@@ -48,6 +48,7 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 	}
 	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: req.RememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: data,
+		Transport: transport, // token or jwt: never bound to a browser
 	}
 	if transport == transportJWT {
 		p.NewToken = s.newRefreshChain

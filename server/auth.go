@@ -41,6 +41,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, 
 	}
 	if looksLikeJWT(tok) {
 		sess, err := s.authenticateJWT(r, tok)
+		if err == nil {
+			err = s.checkClient(r, sess)
+		}
 		if err != nil {
 			s.countRejection(err)
 			return nil, err
@@ -48,6 +51,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, 
 		return &caller{session: sess, token: tok, jwt: true}, nil
 	}
 	sess, err := s.sessions.Validate(r.Context(), tok)
+	if err == nil {
+		err = s.checkClient(r, sess)
+	}
 	if err != nil {
 		s.countRejection(err)
 		if sessiond.IsRejection(err) && fromCookie {

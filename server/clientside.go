@@ -232,6 +232,14 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 			return nil, "", err
 		}
 		steps, ok := cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps)
+		if ok && steps <= 1 {
+			// A genuine link: the hijack rule of a browser's session
+			// (jwt_cookie) holds at the refresh as everywhere.
+			if err := s.checkClient(r, sess); err != nil {
+				s.countRejection(err)
+				return nil, "", errInvalidRefresh
+			}
+		}
 		switch {
 		case !ok:
 			s.metrics.rejected.WithLabelValues("unknown").Inc()

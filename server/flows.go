@@ -63,6 +63,7 @@ func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool
 	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
 		Authenticated: true, // a password, or a reset token, was just checked
+		Transport:     transport,
 	}
 	if isJWTTransport(transport) {
 		p.NewToken = s.newRefreshChain
@@ -398,6 +399,7 @@ func (s *Server) PutData(w http.ResponseWriter, r *http.Request, sess *sessiond.
 	}
 	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
 		UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: map[string][]byte{key: value},
+		Transport: transportCookie,
 	})
 	if err != nil {
 		return nil, err

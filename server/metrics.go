@@ -22,6 +22,9 @@ type metrics struct {
 	lockouts      prometheus.Counter
 	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
 	reauth        *prometheus.CounterVec // outcome: ok, failed, required (a sensitive action refused)
+	hijacks       prometheus.Counter
+	ipChanges     prometheus.Counter
+	notifications *prometheus.CounterVec // type, outcome: sent, failed
 	duration      *prometheus.HistogramVec
 }
 
@@ -54,12 +57,18 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Password-reset requests, by outcome."}, []string{"outcome"}),
 		reauth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_reauthentications_total",
 			Help: "Reauthentications by outcome (ok, failed), and sensitive actions refused for want of one (required)."}, []string{"outcome"}),
+		hijacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_hijack_suspected_total",
+			Help: "Browser sessions revoked because their token came from another browser or OS family."}),
+		ipChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_session_ip_changes_total",
+			Help: "Sessions seen from a new client address (recorded as ip_changed events)."}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_notifications_total",
+			Help: "Security notifications handed to the notifier, by type and outcome."}, []string{"type", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sessiond_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"route", "code"}),
 	}
-	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.reauth, m.duration)
+	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.reauth, m.hijacks, m.ipChanges, m.notifications, m.duration)
 	return m
 }
 

@@ -348,14 +348,14 @@ func (s *Server) sendReset(ctx context.Context, u *account.User, tok string, exp
 }
 
 // goBackground runs fn after the request, with a deadline of its own. When
-// too many are running it runs nothing and logs, so a flood of requests
-// cannot pile up goroutines.
-func (s *Server) goBackground(ctx context.Context, fn func(context.Context)) {
+// too many are running it runs nothing, logs and reports false, so a flood
+// of requests cannot pile up goroutines.
+func (s *Server) goBackground(ctx context.Context, fn func(context.Context)) bool {
 	select {
 	case s.background <- struct{}{}:
 	default:
 		s.log.WarnContext(ctx, "background work dropped: too many in flight")
-		return
+		return false
 	}
 	go func() {
 		defer func() { <-s.background }()
@@ -363,6 +363,7 @@ func (s *Server) goBackground(ctx context.Context, fn func(context.Context)) {
 		defer cancel()
 		fn(ctx)
 	}()
+	return true
 }
 
 func (s *Server) confirmReset(w http.ResponseWriter, r *http.Request) {
@@ -462,6 +463,7 @@ func (s *Server) putData(w http.ResponseWriter, r *http.Request) {
 	// No session: an anonymous one starts with this value.
 	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
 		UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: map[string][]byte{key: value.Bytes()},
+		Transport: transportCookie,
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -55,6 +55,10 @@ type Config struct {
 	// PublicURL is the externally visible base URL, used for links in
 	// notifications ("https://login.example.com"). Optional.
 	PublicURL string
+	// DisableHijackDetection stops ending browser sessions whose token
+	// comes from another browser or OS family (see hijack.go). Default
+	// false: detection on.
+	DisableHijackDetection bool
 }
 
 // Server serves sessiond's two listeners.
@@ -77,6 +81,7 @@ type Server struct {
 	resetByUser  *limiterSet
 	adminKeySum  [32]byte
 	background   chan struct{} // bounds notification goroutines
+	addrSeen     addressesSeen // hijack.go
 }
 
 // Deps are the collaborators of a Server.

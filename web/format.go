@@ -140,6 +140,12 @@ func eventText(e audit.Event) string {
 		return "An administrator signed you out everywhere (" + plural(num(e.Data["sessions_ended"]), "session") + ")"
 	case audit.Reauthenticated:
 		return "Confirmed your password to continue"
+	case audit.HijackSuspected:
+		s, _ := e.Data["session_browser"].(string)
+		o, _ := e.Data["session_os"].(string)
+		return "A session of " + device(s, o) + " was used from another browser and was signed out: " + device(e.Browser, e.OS)
+	case audit.IPChanged:
+		return "A session was used from a new network address"
 	case audit.LockedOut:
 		s := "Account locked after too many failed sign-in attempts"
 		if u, ok := e.Data["locked_until"].(string); ok {
@@ -155,7 +161,8 @@ func eventText(e audit.Event) string {
 // eventClass marks the events a user should look at twice.
 func eventClass(e audit.Event) string {
 	switch e.Type {
-	case audit.NewDevice, audit.LockedOut, audit.SessionRevokedByAdmin, audit.SessionsRevokedByAdmin, audit.PasswordReset:
+	case audit.NewDevice, audit.LockedOut, audit.SessionRevokedByAdmin, audit.SessionsRevokedByAdmin, audit.PasswordReset,
+		audit.HijackSuspected:
 		return "event notable"
 	}
 	return "event"

@@ -157,6 +157,9 @@ func (p *Pages) visit(w http.ResponseWriter, r *http.Request) (*visitor, error) 
 		return v, nil
 	}
 	sess, err := p.sessions.Validate(r.Context(), tok)
+	if err == nil {
+		err = p.srv.CheckClient(r, sess) // another browser: the session ends
+	}
 	switch {
 	case sessiond.IsRejection(err):
 		p.cookie.Clear(w)

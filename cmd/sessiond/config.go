@@ -34,6 +34,7 @@ type config struct {
 	TouchInterval         time.Duration
 	MaxSessionsPerUser    int
 	ReauthWindow          time.Duration
+	HijackDetection       bool
 	SweepInterval         time.Duration
 	AuditRetention        time.Duration
 	MaxValueBytes         int
@@ -112,6 +113,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TouchInterval, "touch-interval", 0, "least time between two last-seen writes of a session (0: a tenth of the idle timeout, at most 1m)")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 0, "beyond it the least recently used session ends (0: no limit)")
 	fs.DurationVar(&c.ReauthWindow, "reauth-window", 10*time.Minute, "how long a password proof lasts for sensitive actions (signing out other sessions, deleting the account, changing the email); after it they need POST /v1/session/reauthenticate")
+	fs.BoolVar(&c.HijackDetection, "hijack-detection", true, "end a browser session whose token comes from another browser or OS family, or without a User-Agent (bearer-token clients are exempt)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired sessions are deleted")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 2160*time.Hour, "how long security events (the audit trail) are kept (0: forever)")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 16<<10, "largest session data value")

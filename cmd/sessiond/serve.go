@@ -151,6 +151,8 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		HSTS:                c.HSTS || c.TLSCert != "",
 		AdminKey:            c.adminKey,
 		PublicURL:           c.PublicURL,
+
+		DisableHijackDetection: !c.HijackDetection,
 	}, server.Deps{
 		Sessions: a.sessions,
 		Accounts: a.accounts,
