@@ -8,4 +8,12 @@
 // Set E2E_SERVER_RACE=1 to build the server itself with the race detector
 // too (slower), E2E_SESSIOND_BINARY=path to test a prebuilt binary instead,
 // and E2E_KEEP_LOGS=1 to print every server's log.
+//
+// The hardening tests run here too: crash durability under SIGKILL on
+// SQLite and PostgreSQL (crash_test.go; SESSIOND_CRASH_ROUNDS sets the
+// rounds, 20 by default and 3 with -short), password guessing, hostile
+// input, slow clients and idle connections (abuse_test.go), enumeration
+// timing with production hashing (enumeration_test.go), and a soak
+// (soak_test.go): 20 seconds by default, SESSIOND_SOAK=10m for the real one
+// (scripts/soak.sh).
 package e2e
