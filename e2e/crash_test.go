@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,14 +26,14 @@ import (
 )
 
 // Crash durability against the real binary: workers sign users in, rotate
-// tokens (password change with Force Logout, refresh of client-side
-// sessions, admin-created sessions refreshed by the client), end sessions
-// (logout, DELETE /v1/sessions/{id}, admin revocation, token revocation,
-// revoke-others) and write session data, while the test kills the server
-// with SIGKILL at a random moment. Only what the client saw acknowledged
-// (a 2xx answer) is recorded as done; a request that was cut off by the kill
-// leaves what it touched uncertain, and the model stops expecting anything
-// of it. After each kill the database is checked (SQLite: PRAGMA
+// tokens (password change with Force Logout, reauthentication, refresh of
+// client-side sessions, admin-created sessions refreshed by the client),
+// end sessions (logout, DELETE /v1/sessions/{id}, admin revocation, token
+// revocation, revoke-others) and write session data, while the test kills
+// the server with SIGKILL at a random moment. Only what the client saw
+// acknowledged (a 2xx answer) is recorded as done; a request that was cut
+// off by the kill leaves what it touched uncertain, and the model stops
+// expecting anything of it. After each kill the database is checked (SQLite: PRAGMA
 // integrity_check on the file; PostgreSQL: every table scanned and, where
 // amcheck is available, every B-tree index checked), the server restarts
 // on the same database, and every acknowledged change must hold:
@@ -40,7 +41,8 @@ import (
 //   - every acknowledged revocation still revoked: its tokens answer 401;
 //   - every acknowledged live session still valid (none expire within the
 //     test), with its acknowledged data;
-//   - every token rotated away (by a password change or a refresh) dead;
+//   - every token rotated away (by a password change, a reauthentication or
+//     a refresh) dead;
 //   - every acknowledged password change in force (the next login uses the
 //     new password and must succeed).
 //
@@ -82,7 +84,7 @@ type crSession struct {
 	jwt     bool
 	proven  bool     // signed in with the password (may sign other sessions out)
 	tok     string   // opaque token (jwt: "")
-	oldToks []string // opaque tokens rotated away by a password change
+	oldToks []string // opaque tokens rotated away (password change, reauthentication)
 	access  string   // jwt: the latest access token
 	refresh string   // jwt: the current refresh token
 	oldRefs []string // jwt: refresh tokens used up by a refresh
@@ -126,6 +128,25 @@ type crashRun struct {
 
 	acked, cut, checks, lost atomic.Int64
 	seq                      atomic.Int64
+	kinds                    sync.Map // acknowledged writes by kind: string -> *atomic.Int64
+}
+
+// ack counts an acknowledged write of a kind.
+func (c *crashRun) ack(kind string) {
+	c.acked.Add(1)
+	n, _ := c.kinds.LoadOrStore(kind, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+}
+
+// kindCounts lists the acknowledged writes by kind.
+func (c *crashRun) kindCounts() string {
+	var out []string
+	c.kinds.Range(func(k, v any) bool {
+		out = append(out, fmt.Sprintf("%s %d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // crStatus is an answer, or the error of a request that got none.
@@ -263,9 +284,9 @@ func runCrash(t *testing.T, rounds int, dbURL string, checkDB func(t *testing.T)
 		}
 	}
 	t.Logf("%s: %d kill rounds in %v: %d acknowledged writes, %d requests cut off by the kill, %d checks after restarts, lost %d; "+
-		"%d users, sessions at the end: %d live, %d revoked, %d uncertain; integrity: %s",
+		"%d users, sessions at the end: %d live, %d revoked, %d uncertain; integrity: %s; acknowledged: %s",
 		backend, rounds, time.Since(start).Round(time.Millisecond), c.acked.Load(), c.cut.Load(), c.checks.Load(), c.lost.Load(),
-		len(c.users), live, dead, unknown, integrity)
+		len(c.users), live, dead, unknown, integrity, c.kindCounts())
 }
 
 // register adds a user owned by worker w, through the admin API or the
@@ -278,7 +299,7 @@ func (c *crashRun) register(rng *rand.Rand, w int) crStatus {
 	}
 	r := do("POST", path, J{"email": u.email, "password": u.pw}, "")
 	if r.code == http.StatusCreated {
-		c.acked.Add(1)
+		c.ack("registration")
 		uo, _ := r.body["user"].(map[string]any)
 		u.id = strOf(uo, "id")
 		c.mu.Lock()
@@ -351,7 +372,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 	case op < 10: // login with an opaque token
 		r := c.pub("POST", "/v1/login", J{"email": u.email, "password": u.pw, "transport": "token", "remember_me": rng.IntN(2) == 0}, "")
 		if r.code == http.StatusOK {
-			c.acked.Add(1)
+			c.ack("login")
 			u.sessions = append(u.sessions, &crSession{id: sessionIDOf(r.body), user: u, proven: true, tok: strOf(r.body, "token")})
 		} else if r.err == nil {
 			c.lose("login of %s (password acknowledged) answered %s", u.email, r)
@@ -360,7 +381,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 	case op < 16: // login with the jwt transport
 		r := c.pub("POST", "/v1/login", J{"email": u.email, "password": u.pw, "transport": "jwt"}, "")
 		if r.code == http.StatusOK {
-			c.acked.Add(1)
+			c.ack("login")
 			u.sessions = append(u.sessions, &crSession{id: sessionIDOf(r.body), user: u, jwt: true, proven: true,
 				access: strOf(r.body, "access_token"), refresh: strOf(r.body, "refresh_token")})
 		} else if r.err == nil {
@@ -375,7 +396,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 		}
 		r := c.admin("POST", "/admin/v1/sessions", body)
 		if r.code == http.StatusCreated {
-			c.acked.Add(1)
+			c.ack("admin session")
 			s := &crSession{id: sessionIDOf(r.body), user: u, jwt: jwt, tok: strOf(r.body, "token")}
 			if jwt {
 				s.access, s.refresh = strOf(r.body, "access_token"), strOf(r.body, "refresh_token")
@@ -389,7 +410,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 		s := pick(jwts)
 		r := c.pub("POST", "/v1/token/refresh", J{"refresh_token": s.refresh}, "")
 		if r.code == http.StatusOK {
-			c.acked.Add(1)
+			c.ack("refresh")
 			s.oldRefs = append(s.oldRefs, s.refresh)
 			s.access, s.refresh = strOf(r.body, "access_token"), strOf(r.body, "refresh_token")
 		} else if r.err == nil {
@@ -404,7 +425,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 		k, v := fmt.Sprintf("k%d", c.seq.Add(1)), strconv.Itoa(rng.IntN(1e6))
 		r := c.pub("PUT", "/v1/session/data/"+k, json.RawMessage(v), s.auth())
 		if r.code == http.StatusNoContent {
-			c.acked.Add(1)
+			c.ack("data write")
 			if s.data == nil {
 				s.data = map[string]string{}
 			}
@@ -449,13 +470,24 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 		r := c.pub("POST", "/v1/sessions/revoke-others", nil, s.auth())
 		c.ended(r, http.StatusOK, "revoke-others", others...)
 		return c.cutOff(r, others)
+	case op < 95 && len(opaque) > 0: // reauthentication: the password again, a new token
+		s := pick(opaque)
+		r := c.pub("POST", "/v1/session/reauthenticate", J{"password": u.pw}, s.tok)
+		if r.code == http.StatusOK {
+			c.ack("reauthentication")
+			s.oldToks = append(s.oldToks, s.tok)
+			s.tok, s.proven = strOf(r.body, "token"), true
+		} else if r.err == nil {
+			c.lose("reauthentication of live session %s answered %s", s.id, r)
+		}
+		return c.cutOff(r, []*crSession{s})
 	case len(opaque) > 0: // password change: a rotation and Force Logout
 		s := pick(opaque)
 		np := "Pw-" + randHex(8)
 		r := c.pub("POST", "/v1/password/change", J{"current_password": u.pw, "new_password": np}, s.tok)
 		switch {
 		case r.code == http.StatusOK:
-			c.acked.Add(1)
+			c.ack("password change")
 			u.pw = np
 			s.oldToks = append(s.oldToks, s.tok)
 			s.tok = strOf(r.body, "token")
@@ -486,7 +518,7 @@ func (c *crashRun) step(rng *rand.Rand, u *crUser) crStatus {
 func (c *crashRun) ended(r crStatus, want int, what string, ss ...*crSession) {
 	switch {
 	case r.code == want:
-		c.acked.Add(1)
+		c.ack("revocation (" + what + ")")
 		for _, s := range ss {
 			s.state, s.why = crDead, "acknowledged "+what
 		}
@@ -548,7 +580,7 @@ func (c *crashRun) verifyUser(u *crUser, spendOld, login bool) {
 			}
 			for _, old := range s.oldToks {
 				if r := whoami(old); r.code != http.StatusUnauthorized {
-					c.lose("session %s: a token rotated away by an acknowledged password change answers %s", s.id, r)
+					c.lose("session %s: a token rotated away by an acknowledged rotation answers %s", s.id, r)
 				}
 			}
 			if len(s.data) > 0 {
@@ -576,7 +608,7 @@ func (c *crashRun) verifyUser(u *crUser, spendOld, login bool) {
 					c.lose("session %s: the acknowledged refresh token answers %s", s.id, r)
 					continue
 				}
-				c.acked.Add(1)
+				c.ack("refresh")
 				s.oldRefs = append(s.oldRefs, s.refresh)
 				s.access, s.refresh = strOf(r.body, "access_token"), strOf(r.body, "refresh_token")
 				if spendOld {
@@ -596,7 +628,7 @@ func (c *crashRun) verifyUser(u *crUser, spendOld, login bool) {
 						c.lose("session %s: a refresh token rotated away answers %s, want 401 refresh_token_reused", s.id, r)
 						continue
 					}
-					c.acked.Add(1) // the reuse ended the session
+					c.ack("revocation (refresh-token reuse)") // the reuse ended the session
 					s.state, s.why = crDead, "acknowledged refresh-token reuse"
 				}
 			}
@@ -632,7 +664,7 @@ func (c *crashRun) verifyUser(u *crUser, spendOld, login bool) {
 			c.lose("user %s: the acknowledged password answers %s", u.email, r)
 			return
 		}
-		c.acked.Add(1)
+		c.ack("login")
 		u.sessions = append(u.sessions, &crSession{id: sessionIDOf(r.body), user: u, proven: true, tok: strOf(r.body, "token")})
 	}
 }
