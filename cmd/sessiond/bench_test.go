@@ -267,7 +267,9 @@ func runFakeBench(t *testing.T, jwt bool, args ...string) (string, *fakeServer, 
 }
 
 func TestBenchAgainstAFakeServer(t *testing.T) {
-	out, f, dir := runFakeBench(t, false, "--scenario", "all", "--tokens-out", "")
+	// Long enough that the mixed scenario reaches its logouts (2 in 100,
+	// each after a login of the same worker) even on a loaded machine.
+	out, f, dir := runFakeBench(t, false, "--scenario", "all", "--tokens-out", "", "--duration", "1500ms")
 	for _, s := range []string{"whoami    whoami", "login     login", "refresh   -", "skipped: the server has no client-side sessions", "mixed     all", "mixed     logout"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
