@@ -87,10 +87,10 @@ func (r *Recorder) record(ctx context.Context, c Client, userID, typ, sessionID 
 
 // SignedIn records a sign-in to session sessionID, and after it a
 // NewDevice event when the user has signed in before but never from the
-// client's browser and OS family.
-func (r *Recorder) SignedIn(ctx context.Context, userID, sessionID string) {
+// client's browser and OS family; it reports whether it recorded one.
+func (r *Recorder) SignedIn(ctx context.Context, userID, sessionID string) (newDevice bool) {
 	if !r.Enabled() || userID == "" {
-		return
+		return false
 	}
 	c, at := ClientFrom(ctx), r.now()
 	isNew := false
@@ -107,6 +107,7 @@ func (r *Recorder) SignedIn(ctx context.Context, userID, sessionID string) {
 	if isNew {
 		r.record(ctx, c, userID, NewDevice, sessionID, nil, at)
 	}
+	return isNew
 }
 
 // LockObserver returns a func for account.WithLockObserver that records

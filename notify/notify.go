@@ -35,6 +35,24 @@ const (
 	// "session_ip" (where it started), "browser", "os", "ip" (the refused
 	// request), "detected_at".
 	TypeHijackSuspected = "hijack_suspected"
+	// TypeNewDeviceSignIn: a sign-in from a browser and OS family the user
+	// had not signed in from before. Data: "session_id", "browser", "os",
+	// "ip", "signed_in_at".
+	TypeNewDeviceSignIn = "new_device_sign_in"
+	// TypePasswordChanged: the password was set, by a change ("method"
+	// "change") or with a reset token ("reset"). Data: "method",
+	// "sessions_ended" (how many sessions were signed out with it),
+	// "changed_at", "ip", "browser", "os".
+	TypePasswordChanged = "password_changed"
+	// TypeAccountLocked: failed password checks locked the account. Data:
+	// "locked_until", and "ip", "browser", "os" of the attempt that locked
+	// it.
+	TypeAccountLocked = "account_locked"
+	// TypeSessionRevokedByAdmin: an administrator ended one of the user's
+	// sessions ("scope" "session": "session_id", "session_browser",
+	// "session_os") or all of them ("scope" "all"). Data also
+	// "sessions_ended" and "revoked_at".
+	TypeSessionRevokedByAdmin = "session_revoked_by_admin"
 )
 
 // Message is one notification for one user.

@@ -9,6 +9,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/notify"
 )
 
 func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +107,8 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 	// The session's user, for the audit trail; a session that is not
 	// active fails the Revoke below just the same.
 	var userID string
-	if sess, err := s.sessions.Get(r.Context(), r.PathValue("id"), ""); err == nil {
+	sess, err := s.sessions.Get(r.Context(), r.PathValue("id"), "")
+	if err == nil {
 		userID = sess.UserID
 	}
 	if err := s.sessions.Revoke(r.Context(), r.PathValue("id"), sessiond.ReasonAdmin); err != nil {
@@ -119,6 +121,13 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Inc()
 	s.log.InfoContext(r.Context(), "session revoked by admin", "session_id", r.PathValue("id"))
 	s.audit.Record(r.Context(), userID, audit.SessionRevokedByAdmin, r.PathValue("id"), nil)
+	if userID != "" {
+		s.notifyUser(r.Context(), userID, notify.TypeSessionRevokedByAdmin, map[string]any{
+			"scope": "session", "sessions_ended": 1, "session_id": sess.ID,
+			"session_browser": sess.Device.Browser, "session_os": sess.Device.OS,
+			"revoked_at": rfc3339(s.sessions.Now()),
+		})
+	}
 	noContent(w)
 }
 
@@ -191,6 +200,11 @@ func (s *Server) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request)
 	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Add(float64(n))
 	s.log.InfoContext(r.Context(), "user's sessions revoked by admin", "user_id", id, "revoked", n)
 	s.audit.Record(r.Context(), id, audit.SessionsRevokedByAdmin, "", map[string]any{"sessions_ended": n})
+	if n > 0 {
+		s.notifyUser(r.Context(), id, notify.TypeSessionRevokedByAdmin, map[string]any{
+			"scope": "all", "sessions_ended": n, "revoked_at": rfc3339(s.sessions.Now()),
+		})
+	}
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/sessionhttp"
 )
 
@@ -74,7 +75,14 @@ func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool
 	}
 	s.metrics.created.WithLabelValues("user").Inc()
 	s.log.InfoContext(r.Context(), "session created", "user_id", u.ID, "session_id", sess.ID, "remember_me", rememberMe)
-	s.audit.SignedIn(s.auditContext(r), u.ID, sess.ID)
+	ctx := s.auditContext(r)
+	if s.audit.SignedIn(ctx, u.ID, sess.ID) {
+		c := audit.ClientFrom(ctx)
+		s.notifyUser(ctx, u.ID, notify.TypeNewDeviceSignIn, map[string]any{
+			"session_id": sess.ID, "browser": c.Browser, "os": c.OS, "ip": c.IP,
+			"signed_in_at": rfc3339(sess.CreatedAt),
+		})
+	}
 	return sess, tok, nil
 }
 
@@ -193,6 +201,7 @@ func (s *Server) changeOwnPassword(r *http.Request, c *caller, current, newPassw
 	}
 	s.log.InfoContext(r.Context(), "password changed", "user_id", userID, "revoked", n)
 	s.audit.Record(s.auditContext(r), userID, audit.PasswordChanged, sess.ID, map[string]any{"sessions_ended": n})
+	s.notifyPasswordChanged(r, userID, "change", n)
 	return sess, tok, n, nil
 }
 
@@ -238,6 +247,7 @@ func (s *Server) resetPassword(r *http.Request, token, newPassword string, remem
 	}
 	s.log.InfoContext(r.Context(), "password reset", "user_id", u.ID)
 	s.audit.Record(s.auditContext(r), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
+	s.notifyPasswordChanged(r, u.ID, "reset", n)
 	sess, tok, err := s.createSession(r, u, rememberMe, transport)
 	if err != nil {
 		return nil, "", nil, err

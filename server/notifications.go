@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"time"
 
+	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/notify"
 )
 
@@ -45,6 +47,36 @@ func (s *Server) deliver(ctx context.Context, msg notify.Message) {
 	}
 	s.metrics.notifications.WithLabelValues(msg.Type, "sent").Inc()
 	s.log.InfoContext(ctx, "notification sent", "type", msg.Type, "user_id", msg.UserID, "message_id", msg.ID)
+}
+
+// notifyPasswordChanged tells the user of r's request that the password
+// was set (method "change" or "reset") and how many sessions ended.
+func (s *Server) notifyPasswordChanged(r *http.Request, userID, method string, ended int) {
+	ctx := s.auditContext(r)
+	c := s.client(ctx, r)
+	s.notifyUser(ctx, userID, notify.TypePasswordChanged, map[string]any{
+		"method": method, "sessions_ended": ended, "changed_at": rfc3339(s.sessions.Now()),
+		"ip": c.IP, "browser": c.Browser, "os": c.OS,
+	})
+}
+
+// AccountLocked tells the user that failed password checks locked the
+// account until until; ctx is the request that caused the lock (its client
+// is in the message). Wire it with account.WithLockObserver, next to the
+// audit trail's observer.
+func (s *Server) AccountLocked(ctx context.Context, userID string, until time.Time) {
+	c := audit.ClientFrom(ctx)
+	s.notifyUser(ctx, userID, notify.TypeAccountLocked, map[string]any{
+		"locked_until": rfc3339(until), "ip": c.IP, "browser": c.Browser, "os": c.OS,
+	})
+}
+
+// client describes the client of r, from ctx when it carries one.
+func (s *Server) client(ctx context.Context, r *http.Request) audit.Client {
+	if c := audit.ClientFrom(ctx); c.IP != "" {
+		return c
+	}
+	return audit.NewClient(s.clientIP(r), r.UserAgent())
 }
 
 // rfc3339 formats t for a message's data.

@@ -118,9 +118,18 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy(), mopts...); err != nil {
 		return fail(err)
 	}
+	// A lock goes to the audit trail and, once the server is wired below,
+	// to the user as an account_locked notification.
+	recordLock := a.auditRecorder().LockObserver()
+	onLock := func(ctx context.Context, userID string, until time.Time) {
+		recordLock(ctx, userID, until)
+		if a.server != nil {
+			a.server.AccountLocked(ctx, userID, until)
+		}
+	}
 	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log),
 		account.WithUserCache(c.CacheSize, c.CacheMaxAge),
-		account.WithLockObserver(a.auditRecorder().LockObserver())); err != nil {
+		account.WithLockObserver(onLock)); err != nil {
 		return fail(err)
 	}
 	var notifier notify.Notifier = notify.Outbox{Dir: c.NotifyOutbox}
