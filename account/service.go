@@ -28,6 +28,7 @@ const (
 	DefaultLockoutDuration    = time.Minute
 	DefaultLockoutMaxDuration = time.Hour
 	DefaultResetTokenTTL      = 30 * time.Minute
+	DefaultEmailChangeTTL     = time.Hour
 	DefaultMaxProfileBytes    = 16 << 10
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	// ResetTokenTTL is how long a password-reset token is valid.
 	// Default 30m.
 	ResetTokenTTL time.Duration
+	// EmailChangeTTL is how long the confirmation token of a change of
+	// email is valid. Default 1h.
+	EmailChangeTTL time.Duration
 
 	// MaxProfileBytes caps a user's profile, as compact JSON.
 	// Default 16 KiB.
@@ -86,6 +90,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.LockoutDuration, DefaultLockoutDuration)
 	setDur(&c.LockoutMaxDuration, DefaultLockoutMaxDuration)
 	setDur(&c.ResetTokenTTL, DefaultResetTokenTTL)
+	setDur(&c.EmailChangeTTL, DefaultEmailChangeTTL)
 	setInt(&c.MaxProfileBytes, DefaultMaxProfileBytes)
 	c.HashParams = c.HashParams.withDefaults()
 	setInt(&c.HashConcurrency, DefaultHashConcurrency())
@@ -104,6 +109,8 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("LockoutMaxDuration %v is shorter than LockoutDuration %v", c.LockoutMaxDuration, c.LockoutDuration)
 	case c.ResetTokenTTL < time.Second:
 		return bad("ResetTokenTTL must be at least 1s, got %v", c.ResetTokenTTL)
+	case c.EmailChangeTTL < time.Second:
+		return bad("EmailChangeTTL must be at least 1s, got %v", c.EmailChangeTTL)
 	case c.MaxProfileBytes < len("{}"):
 		return bad("MaxProfileBytes must be at least 2, got %d", c.MaxProfileBytes)
 	case c.HashConcurrency < 1:

@@ -25,6 +25,11 @@ var (
 	ErrInvalidResetToken = errors.New("account: invalid reset token")
 	// ErrInvalidProfile: the profile is not a JSON object or is too large.
 	ErrInvalidProfile = errors.New("account: invalid profile")
+	// ErrInvalidEmailChangeToken: the email change's confirmation token is
+	// unknown, used, superseded or expired.
+	ErrInvalidEmailChangeToken = errors.New("account: invalid email change token")
+	// ErrEmailUnchanged: the new email is the account's current one.
+	ErrEmailUnchanged = errors.New("account: the new email address is the current one")
 )
 
 // User is an account. PasswordHash is a PHC string and never leaves the
@@ -110,4 +115,21 @@ type Store interface {
 	// ErrInvalidResetToken. Of concurrent calls for one token exactly one
 	// wins.
 	ConsumeResetToken(ctx context.Context, hash [32]byte, now time.Time) (userID string, err error)
+
+	// CreateEmailChange stores a pending change of the user's email to
+	// newEmail under the hash of its confirmation token, deleting the
+	// user's other pending changes in the same step. Whether newEmail is
+	// free is checked when the change is applied. A missing user gives
+	// ErrUserNotFound. DeleteUser removes the user's pending changes.
+	CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error
+	// ApplyEmailChange consumes the pending change with that hash and, in
+	// the same step, sets its user's email to the new address and
+	// UpdatedAt to now, and deletes the user's reset tokens (they went to
+	// the old address); it returns the updated user and the email it had
+	// before. A change that is unknown, or expires at or before now (it is
+	// deleted), gives ErrInvalidEmailChangeToken. When another user has
+	// the new address by then, it gives ErrEmailTaken and changes nothing:
+	// the change stays pending until it expires. Of concurrent calls for
+	// one hash exactly one wins.
+	ApplyEmailChange(ctx context.Context, hash [32]byte, now time.Time) (u *User, oldEmail string, err error)
 }

@@ -19,6 +19,13 @@ type Accounts struct {
 	lockouts map[string]account.Lockout
 	resets   map[[32]byte]resetToken
 	resetOf  map[string][32]byte // user id -> hash of its one reset token
+	changes  map[[32]byte]emailChange
+	changeOf map[string][32]byte // user id -> hash of its one pending email change
+}
+
+type emailChange struct {
+	userID, newEmail string
+	expiresAt        time.Time
 }
 
 type resetToken struct {
@@ -36,6 +43,8 @@ func NewAccounts() *Accounts {
 		lockouts: make(map[string]account.Lockout),
 		resets:   make(map[[32]byte]resetToken),
 		resetOf:  make(map[string][32]byte),
+		changes:  make(map[[32]byte]emailChange),
+		changeOf: make(map[string][32]byte),
 	}
 }
 
@@ -147,6 +156,7 @@ func (a *Accounts) DeleteUser(ctx context.Context, id string) error {
 	delete(a.users, id)
 	delete(a.lockouts, id)
 	a.deleteResets(id)
+	a.deleteChanges(id)
 	return nil
 }
 
@@ -211,4 +221,61 @@ func (a *Accounts) deleteResets(userID string) {
 		delete(a.resets, h)
 		delete(a.resetOf, userID)
 	}
+}
+
+// deleteChanges removes the user's pending email change, if any. Callers
+// hold mu.
+func (a *Accounts) deleteChanges(userID string) {
+	if h, ok := a.changeOf[userID]; ok {
+		delete(a.changes, h)
+		delete(a.changeOf, userID)
+	}
+}
+
+// CreateEmailChange implements account.Store.
+func (a *Accounts) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.users[userID]; !ok {
+		return account.ErrUserNotFound
+	}
+	a.deleteChanges(userID)
+	a.changes[hash] = emailChange{userID: userID, newEmail: newEmail, expiresAt: expiresAt}
+	a.changeOf[userID] = hash
+	return nil
+}
+
+// ApplyEmailChange implements account.Store.
+func (a *Accounts) ApplyEmailChange(ctx context.Context, hash [32]byte, now time.Time) (*account.User, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.changes[hash]
+	if !ok {
+		return nil, "", account.ErrInvalidEmailChangeToken
+	}
+	if !c.expiresAt.After(now) {
+		a.deleteChanges(c.userID)
+		return nil, "", account.ErrInvalidEmailChangeToken
+	}
+	u, ok := a.users[c.userID]
+	if !ok { // cannot happen: DeleteUser removes the changes
+		a.deleteChanges(c.userID)
+		return nil, "", account.ErrInvalidEmailChangeToken
+	}
+	if id, taken := a.byEmail[c.newEmail]; taken && id != u.ID {
+		return nil, "", account.ErrEmailTaken
+	}
+	old := u.Email
+	delete(a.byEmail, old)
+	a.byEmail[c.newEmail] = u.ID
+	u.Email, u.UpdatedAt = c.newEmail, now
+	a.deleteChanges(u.ID)
+	a.deleteResets(u.ID)
+	return cloneUser(u), old, nil
 }

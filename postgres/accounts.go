@@ -63,13 +63,33 @@ const (
 	// One statement, so of two concurrent consumers only one gets the row.
 	// An expired token is deleted too, and reported as not valid.
 	qConsumeReset = `DELETE FROM reset_tokens WHERE hash = $1 RETURNING user_id, expires_at > $2`
+
+	// Replaces the pending email changes of user $2 with the new one. No
+	// row inserted: no such user.
+	qReplaceChange = `WITH old AS (
+		DELETE FROM email_changes WHERE user_id = $2)
+	INSERT INTO email_changes (hash, user_id, new_email, expires_at)
+	SELECT $1, id, $3, $4 FROM users WHERE id = $2`
+
+	// Takes the pending change out; of concurrent takers one gets the row.
+	qTakeChange = `DELETE FROM email_changes WHERE hash = $1 RETURNING user_id, new_email, expires_at > $2`
+
+	// Sets the email of user $1 and answers the user and the email it had.
+	qSetEmail = `WITH old AS (
+		SELECT id, email FROM users WHERE id = $1 FOR UPDATE)
+	UPDATE users AS u SET email = $2, updated_at = $3 FROM old WHERE u.id = old.id
+	RETURNING u.id, u.email, u.password_hash, u.profile, u.created_at, u.updated_at, u.password_changed_at, old.email`
+
+	qDeleteUserChanges = `DELETE FROM email_changes WHERE user_id = $1`
+	qDeleteUserResets  = `DELETE FROM reset_tokens WHERE user_id = $1`
 )
 
 // wrapAccount is wrap for the account.Store methods: the sentinel errors of
 // package account go back as they are.
 func wrapAccount(op string, err error) error {
 	if err == nil || errors.Is(err, account.ErrUserNotFound) ||
-		errors.Is(err, account.ErrEmailTaken) || errors.Is(err, account.ErrInvalidResetToken) {
+		errors.Is(err, account.ErrEmailTaken) || errors.Is(err, account.ErrInvalidResetToken) ||
+		errors.Is(err, account.ErrInvalidEmailChangeToken) {
 		return err
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
@@ -289,4 +309,89 @@ func scanUser(row pgx.Row) (*account.User, error) {
 		u.PasswordChangedAt = changed.Time.UTC()
 	}
 	return u, nil
+}
+
+// CreateEmailChange implements account.Store: a batch of two statements,
+// one transaction. The first locks the user's row, so that of two
+// concurrent calls the second deletes the first one's change.
+func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+	var inserted int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		b := new(pgx.Batch)
+		b.Queue(qLockUserRow, userID)
+		b.Queue(qReplaceChange, hash[:], userID, newEmail, expiresAt).Exec(func(tag pgconn.CommandTag) error {
+			inserted = tag.RowsAffected()
+			return nil
+		})
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	if err == nil && inserted == 0 {
+		err = account.ErrUserNotFound
+	}
+	return wrapAccount("create email change", err)
+}
+
+// ApplyEmailChange implements account.Store: a transaction that takes the
+// change out (concurrent callers queue on its row and find it gone), sets
+// the email under the user's row lock and deletes the user's other changes
+// and reset tokens. A taken address (the users_email_key constraint) rolls
+// it all back, the change included; an expired change is deleted and
+// committed.
+func (s *Store) ApplyEmailChange(ctx context.Context, hash [32]byte, now time.Time) (*account.User, string, error) {
+	var (
+		u       *account.User
+		old     string
+		expired bool
+	)
+	err := s.run(ctx, func(ctx context.Context) error {
+		expired = false
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var (
+				userID, newEmail string
+				valid            bool
+			)
+			err := tx.QueryRow(ctx, qTakeChange, hash[:], now).Scan(&userID, &newEmail, &valid)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return account.ErrInvalidEmailChangeToken
+			}
+			if err != nil {
+				return err
+			}
+			if !valid {
+				expired = true
+				return nil
+			}
+			u = new(account.User)
+			var changed pgtype.Timestamptz
+			err = tx.QueryRow(ctx, qSetEmail, userID, newEmail, now).Scan(&u.ID, &u.Email, &u.PasswordHash, &u.Profile,
+				&u.CreatedAt, &u.UpdatedAt, &changed, &old)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return account.ErrInvalidEmailChangeToken // cannot happen: the change goes with its user
+			}
+			if isEmailTaken(err) {
+				return account.ErrEmailTaken
+			}
+			if err != nil {
+				return err
+			}
+			u.Profile = blob(u.Profile)
+			u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
+			if changed.Valid {
+				u.PasswordChangedAt = changed.Time.UTC()
+			}
+			for _, q := range []string{qDeleteUserChanges, qDeleteUserResets} {
+				if _, err := tx.Exec(ctx, q, userID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	switch {
+	case err != nil:
+		return nil, "", wrapAccount("apply email change", err)
+	case expired:
+		return nil, "", account.ErrInvalidEmailChangeToken
+	}
+	return u, old, nil
 }

@@ -24,7 +24,8 @@ type accountStmts struct {
 	// Write pool.
 	insertUser, userForUpdate, setProfile, passwordHash, setPasswordHash,
 	deleteUser, lockout, setLockout, deleteResets, insertReset,
-	consumeReset *sql.Stmt
+	consumeReset, deleteChanges, insertChange, emailChange, setEmail,
+	deleteChange *sql.Stmt
 }
 
 // The columns of a user as scanUser reads them.
@@ -67,13 +68,27 @@ var accountWriteStmts = []stmt{
 	// An expired token is deleted too, and reported as not valid.
 	{func(s *Store) **sql.Stmt { return &s.consumeReset },
 		`DELETE FROM reset_tokens WHERE hash = ?1 RETURNING user_id, expires_at > ?2`},
+	{func(s *Store) **sql.Stmt { return &s.deleteChanges },
+		`DELETE FROM email_changes WHERE user_id = ?1`},
+	// No row inserted: no such user.
+	{func(s *Store) **sql.Stmt { return &s.insertChange },
+		`INSERT INTO email_changes (hash, user_id, new_email, expires_at)
+		SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)`},
+	{func(s *Store) **sql.Stmt { return &s.emailChange },
+		`SELECT c.user_id, c.new_email, c.expires_at > ?2, u.email
+		FROM email_changes AS c JOIN users AS u ON u.id = c.user_id WHERE c.hash = ?1`},
+	{func(s *Store) **sql.Stmt { return &s.setEmail },
+		`UPDATE users SET email = ?2, updated_at = ?3 WHERE id = ?1`},
+	{func(s *Store) **sql.Stmt { return &s.deleteChange },
+		`DELETE FROM email_changes WHERE hash = ?1`},
 }
 
 // wrapAccount is wrap for the account.Store methods: the sentinel errors of
 // package account go back as they are.
 func wrapAccount(op string, err error) error {
 	if err == nil || errors.Is(err, account.ErrUserNotFound) ||
-		errors.Is(err, account.ErrEmailTaken) || errors.Is(err, account.ErrInvalidResetToken) {
+		errors.Is(err, account.ErrEmailTaken) || errors.Is(err, account.ErrInvalidResetToken) ||
+		errors.Is(err, account.ErrInvalidEmailChangeToken) {
 		return err
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -280,4 +295,74 @@ func scanUser(r interface{ Scan(...any) error }) (*account.User, error) {
 	}
 	u.Profile = []byte(profile)
 	return u, nil
+}
+
+// CreateEmailChange implements account.Store: the deletion of the user's
+// other pending changes and the insertion are one write transaction.
+func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.deleteChanges).ExecContext(ctx, userID); err != nil {
+			return err
+		}
+		res, err := tx.StmtContext(ctx, s.insertChange).ExecContext(ctx, hash[:], userID, newEmail, micros(expiresAt))
+		if err = oneRow(res, err); errors.Is(err, sessiond.ErrNotFound) {
+			return account.ErrUserNotFound
+		}
+		return err
+	})
+	return wrapAccount("create email change", err)
+}
+
+// ApplyEmailChange implements account.Store: one write transaction, so
+// that of concurrent calls for one hash only the first finds the change.
+// A taken address rolls the whole transaction back; an expired change is
+// deleted and committed.
+func (s *Store) ApplyEmailChange(ctx context.Context, hash [32]byte, now time.Time) (*account.User, string, error) {
+	var (
+		u        *account.User
+		old      string
+		expired  bool
+		errTaken error
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			userID, newEmail string
+			valid            bool
+		)
+		err := tx.StmtContext(ctx, s.emailChange).QueryRowContext(ctx, hash[:], micros(now)).Scan(&userID, &newEmail, &valid, &old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return account.ErrInvalidEmailChangeToken
+		}
+		if err != nil {
+			return err
+		}
+		if !valid {
+			expired = true
+			_, err := tx.StmtContext(ctx, s.deleteChange).ExecContext(ctx, hash[:])
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, s.setEmail).ExecContext(ctx, userID, newEmail, micros(now)); err != nil {
+			if isUniqueViolation(err) {
+				errTaken = account.ErrEmailTaken
+				return errTaken
+			}
+			return err
+		}
+		for _, st := range []*sql.Stmt{s.deleteChanges, s.deleteResets} {
+			if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, userID); err != nil {
+				return err
+			}
+		}
+		u, err = scanUser(tx.StmtContext(ctx, s.userForUpdate).QueryRowContext(ctx, userID))
+		return err
+	})
+	switch {
+	case errTaken != nil && errors.Is(err, errTaken):
+		return nil, "", account.ErrEmailTaken
+	case err != nil:
+		return nil, "", wrapAccount("apply email change", err)
+	case expired:
+		return nil, "", account.ErrInvalidEmailChangeToken
+	}
+	return u, old, nil
 }

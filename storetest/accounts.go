@@ -61,6 +61,8 @@ var accountTests = []struct {
 	{"Store/LockoutConcurrent", testStoreLockoutConcurrent},
 	{"Store/ResetTokens", testStoreResetTokens},
 	{"Store/ResetTokenConcurrent", testStoreResetTokenConcurrent},
+	{"Store/EmailChange", testStoreEmailChange},
+	{"Store/EmailChangeConcurrent", testStoreEmailChangeConcurrent},
 	// The account rules through a Service.
 	{"Service/Register", testServiceRegister},
 	{"Service/Authenticate", testServiceAuthenticate},
@@ -75,6 +77,7 @@ var accountTests = []struct {
 	{"Service/Profile", testServiceProfile},
 	{"Service/Delete", testServiceDelete},
 	{"Service/RehashOnLogin", testServiceRehash},
+	{"Service/EmailChange", testServiceEmailChange},
 }
 
 // Passwords of the suite: none is common, none is an email.

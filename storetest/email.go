@@ -1,0 +1,221 @@
+package storetest
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiond/sessiond/account"
+)
+
+// Changes of email: Store.CreateEmailChange and ApplyEmailChange, and the
+// Service's RequestEmailChange and ConfirmEmailChange over them.
+
+func changeHash(n byte) [32]byte {
+	var h [32]byte
+	h[0], h[31] = n, 0x5a
+	return h
+}
+
+func testStoreEmailChange(t *testing.T, e *accountEnv) {
+	ctx := t.Context()
+	u := e.create(t, "ada@example.com")
+	v := e.create(t, "bob@example.com")
+	now := e.clock.Now()
+	create := func(userID, email string, h [32]byte, exp time.Time) {
+		t.Helper()
+		if err := e.store.CreateEmailChange(ctx, userID, email, h, exp); err != nil {
+			t.Fatalf("CreateEmailChange: %v", err)
+		}
+	}
+	apply := func(h [32]byte, at time.Time) (*account.User, string, error) {
+		return e.store.ApplyEmailChange(ctx, h, at)
+	}
+
+	// Applied once: the email changes, the old one is free, reset tokens go.
+	if err := e.store.CreateResetToken(ctx, u.ID, resetHash(1), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	create(u.ID, "ada@new.example", changeHash(1), now.Add(time.Hour))
+	if got := e.byID(t, u.ID); got.Email != "ada@example.com" {
+		t.Fatalf("a pending change changed the email to %q", got.Email)
+	}
+	later := now.Add(time.Minute)
+	got, old, err := apply(changeHash(1), later)
+	if err != nil || old != "ada@example.com" || got.ID != u.ID || got.Email != "ada@new.example" || !got.UpdatedAt.Equal(later) {
+		t.Fatalf("ApplyEmailChange = %+v, %q, %v", got, old, err)
+	}
+	want := *u
+	want.Email, want.UpdatedAt = "ada@new.example", later
+	sameUser(t, "UserByID after the change", e.byID(t, u.ID), &want)
+	if x, err := e.store.UserByEmail(ctx, "ada@new.example"); err != nil || x.ID != u.ID {
+		t.Fatalf("UserByEmail(new) = %v, %v", x, err)
+	}
+	_, err = e.store.UserByEmail(ctx, "ada@example.com")
+	wantErr(t, "UserByEmail(old)", err, account.ErrUserNotFound)
+	_, err = e.store.ConsumeResetToken(ctx, resetHash(1), later)
+	wantErr(t, "a reset token sent to the old address", err, account.ErrInvalidResetToken)
+	_, _, err = apply(changeHash(1), later)
+	wantErr(t, "ApplyEmailChange(used)", err, account.ErrInvalidEmailChangeToken)
+	_, _, err = apply(changeHash(99), later)
+	wantErr(t, "ApplyEmailChange(unknown)", err, account.ErrInvalidEmailChangeToken)
+	// The old address is free for someone else.
+	e.create(t, "ada@example.com")
+
+	// Valid while it expires after now; an expired one is gone for good.
+	exp := now.Add(time.Minute)
+	create(u.ID, "ada2@example.com", changeHash(2), exp)
+	_, _, err = apply(changeHash(2), exp)
+	wantErr(t, "ApplyEmailChange(at expiry)", err, account.ErrInvalidEmailChangeToken)
+	_, _, err = apply(changeHash(2), exp.Add(-time.Second))
+	wantErr(t, "ApplyEmailChange(after an expired attempt)", err, account.ErrInvalidEmailChangeToken)
+	create(u.ID, "ada2@example.com", changeHash(3), exp)
+	if got, _, err := apply(changeHash(3), exp.Add(-time.Microsecond)); err != nil || got.Email != "ada2@example.com" {
+		t.Fatalf("ApplyEmailChange a microsecond before expiry = %v, %v", got, err)
+	}
+
+	// A new change replaces the user's older one, not another user's.
+	create(u.ID, "one@example.com", changeHash(4), now.Add(time.Hour))
+	create(v.ID, "bob@new.example", changeHash(5), now.Add(time.Hour))
+	create(u.ID, "two@example.com", changeHash(6), now.Add(time.Hour))
+	_, _, err = apply(changeHash(4), now)
+	wantErr(t, "ApplyEmailChange(replaced)", err, account.ErrInvalidEmailChangeToken)
+	if got, _, err := apply(changeHash(5), now); err != nil || got.ID != v.ID || got.Email != "bob@new.example" {
+		t.Fatalf("ApplyEmailChange(other user's) = %v, %v", got, err)
+	}
+
+	// Taken meanwhile: ErrEmailTaken, nothing changes, the change stays.
+	e.create(t, "two@example.com")
+	_, _, err = apply(changeHash(6), now)
+	wantErr(t, "ApplyEmailChange(taken)", err, account.ErrEmailTaken)
+	if got := e.byID(t, u.ID); got.Email != "ada2@example.com" {
+		t.Fatalf("a refused change set the email to %q", got.Email)
+	}
+	_, _, err = apply(changeHash(6), now)
+	wantErr(t, "ApplyEmailChange(still taken)", err, account.ErrEmailTaken)
+
+	// Deleting the user deletes its pending changes.
+	create(v.ID, "bob3@example.com", changeHash(7), now.Add(time.Hour))
+	if err := e.store.DeleteUser(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = apply(changeHash(7), now)
+	wantErr(t, "ApplyEmailChange(deleted user)", err, account.ErrInvalidEmailChangeToken)
+	err = e.store.CreateEmailChange(ctx, "no-such-user", "x@example.com", changeHash(8), now.Add(time.Hour))
+	wantErr(t, "CreateEmailChange(missing user)", err, account.ErrUserNotFound)
+}
+
+func testStoreEmailChangeConcurrent(t *testing.T, e *accountEnv) {
+	u := e.create(t, "ada@example.com")
+	v := e.create(t, "bob@example.com")
+	now := e.clock.Now()
+	// One token applied many times at once: one winner.
+	if err := e.store.CreateEmailChange(t.Context(), u.ID, "ada@new.example", changeHash(1), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			got, _, err := e.store.ApplyEmailChange(t.Context(), changeHash(1), now)
+			switch {
+			case err == nil && got.Email == "ada@new.example":
+				wins.Add(1)
+			case errors.Is(err, account.ErrInvalidEmailChangeToken):
+			default:
+				t.Errorf("ApplyEmailChange = %v, %v", got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if w := wins.Load(); w != 1 {
+		t.Fatalf("%d of %d concurrent applications of one change won, want exactly 1", w, n)
+	}
+	// Two users' changes to one address at once: one gets it.
+	if err := e.store.CreateEmailChange(t.Context(), u.ID, "both@example.com", changeHash(2), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateEmailChange(t.Context(), v.ID, "both@example.com", changeHash(3), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var taken atomic.Int32
+	wins.Store(0)
+	for _, h := range [][32]byte{changeHash(2), changeHash(3)} {
+		wg.Go(func() {
+			_, _, err := e.store.ApplyEmailChange(t.Context(), h, now)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, account.ErrEmailTaken):
+				taken.Add(1)
+			default:
+				t.Errorf("ApplyEmailChange: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 || taken.Load() != 1 {
+		t.Fatalf("two changes to one address: %d applied, %d taken; want 1 and 1", wins.Load(), taken.Load())
+	}
+}
+
+func testServiceEmailChange(t *testing.T, e *accountEnv) {
+	ctx := t.Context()
+	u := e.register(t, "ada@example.com", pw1)
+	e.register(t, "bob@example.com", pw2)
+
+	for _, c := range []struct {
+		email string
+		want  error
+	}{
+		{"not an email", account.ErrInvalidEmail},
+		{"  ADA@Example.com ", account.ErrEmailUnchanged},
+		{"Bob@example.com", account.ErrEmailTaken},
+	} {
+		_, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, c.email)
+		wantErr(t, "RequestEmailChange("+c.email+")", err, c.want)
+	}
+	_, _, _, _, err := e.svc.RequestEmailChange(ctx, "no-such-user", "x@example.com")
+	wantErr(t, "RequestEmailChange(missing user)", err, account.ErrUserNotFound)
+
+	tok, got, norm, exp, err := e.svc.RequestEmailChange(ctx, u.ID, " Ada@New.Example ")
+	if err != nil || !strings.HasPrefix(tok, account.EmailChangeTokenPrefix) || got.Email != "ada@example.com" ||
+		got.PasswordHash != "" || norm != "ada@new.example" || !exp.Equal(e.clock.Now().Add(account.DefaultEmailChangeTTL)) {
+		t.Fatalf("RequestEmailChange = %q, %+v, %q, %v, %v", tok, got, norm, exp, err)
+	}
+	// A second request voids the first.
+	tok2, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@newer.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.svc.ConfirmEmailChange(ctx, tok)
+	wantErr(t, "ConfirmEmailChange(superseded)", err, account.ErrInvalidEmailChangeToken)
+	for _, bad := range []string{"", "sde_short", tok2 + "x", "sdp_" + tok2[4:]} {
+		_, _, err = e.svc.ConfirmEmailChange(ctx, bad)
+		wantErr(t, "ConfirmEmailChange(malformed)", err, account.ErrInvalidEmailChangeToken)
+	}
+	v, old, err := e.svc.ConfirmEmailChange(ctx, tok2)
+	if err != nil || v.Email != "ada@newer.example" || old != "ada@example.com" || v.PasswordHash != "" {
+		t.Fatalf("ConfirmEmailChange = %+v, %q, %v", v, old, err)
+	}
+	// The new address signs in; the old one is unknown.
+	e.signIn(t, e.svc, "ada@newer.example", pw1)
+	_, err = e.svc.Authenticate(ctx, "ada@example.com", pw1)
+	wantErr(t, "Authenticate(old address)", err, account.ErrInvalidCredentials)
+	if got, _ := e.svc.User(ctx, u.ID); got.Email != "ada@newer.example" {
+		t.Fatalf("User after the change: %q", got.Email)
+	}
+
+	// Expiry.
+	tok3, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@third.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(account.DefaultEmailChangeTTL)
+	_, _, err = e.svc.ConfirmEmailChange(ctx, tok3)
+	wantErr(t, "ConfirmEmailChange(expired)", err, account.ErrInvalidEmailChangeToken)
+}
