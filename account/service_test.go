@@ -42,6 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 		LockoutDuration:    time.Minute,
 		LockoutMaxDuration: time.Hour,
 		ResetTokenTTL:      30 * time.Minute,
+		EmailChangeTTL:     time.Hour,
 		MaxProfileBytes:    16 << 10,
 		HashParams:         account.HashParams{Memory: 19456, Time: 2, Parallelism: 1},
 		HashConcurrency:    max(1, runtime.GOMAXPROCS(0)/2),
