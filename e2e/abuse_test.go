@@ -104,11 +104,11 @@ func TestPasswordGuessing(t *testing.T) {
 		triedRight                              bool
 	)
 	// The run lasts until the sixth lock (some 15 seconds) and the whole
-	// list has been tried, or 45 seconds on a machine too loaded for that.
+	// list has been tried, or 30 seconds on a machine too loaded for that.
 	prev := 0
 	start := time.Now()
 	for i := 0; ; i++ {
-		if len(locks) >= wantLocks && (i >= len(guesses) || time.Since(start) > 45*time.Second) {
+		if len(locks) >= wantLocks && (i >= len(guesses) || time.Since(start) > 30*time.Second) {
 			break
 		}
 		if time.Since(start) > 90*time.Second {
