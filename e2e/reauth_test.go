@@ -11,7 +11,7 @@ import (
 // refused with 403 reauthentication_required and change nothing, and
 // succeed after POST /v1/session/reauthenticate.
 
-const reauthWindow = 2 * time.Second
+const reauthWindow = 4 * time.Second
 
 // stale waits until a proof made now is past the window.
 func stale() { time.Sleep(reauthWindow + 200*time.Millisecond) }
