@@ -7,7 +7,7 @@ import (
 )
 
 // Fresh authentication ("sudo mode") against the real binary: with a
-// reauthentication window of 2s, sensitive actions made after it are
+// reauthentication window of 4s, sensitive actions made after it are
 // refused with 403 reauthentication_required and change nothing, and
 // succeed after POST /v1/session/reauthenticate.
 
