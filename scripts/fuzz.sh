@@ -53,14 +53,12 @@ run_one() { # pkgdir target
   fi
 }
 
-pids=()
 for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
   run_one $t &
-  pids+=($!)
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
 done
-wait "${pids[@]}" || true
+wait
 
 status=0
 printf '%-42s %-22s %14s %12s  %s\n' package target execs interesting result

@@ -298,15 +298,19 @@ func FuzzAPI(f *testing.F) {
 		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
-		checkAnswer(t, method+" "+target, body, rec)
+		checkAnswer(t, method+" "+target, rt.key() == "admin GET /metrics", body, rec)
 	})
 }
 
 // checkAnswer holds one answer to the properties of FuzzAPI.
-func checkAnswer(t *testing.T, req string, body []byte, rec *httptest.ResponseRecorder) {
+func checkAnswer(t *testing.T, req string, metrics bool, body []byte, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	res := rec.Result()
-	got, _ := io.ReadAll(res.Body)
+	all, _ := io.ReadAll(res.Body)
+	got := all
+	if len(got) > 300 { // enough for a message; the checks below use all
+		got = append(got[:300:300], "…"...)
+	}
 	ct := res.Header.Get("Content-Type")
 	if res.StatusCode >= 500 {
 		t.Fatalf("%s with body %q: %d %s", req, body, res.StatusCode, got)
@@ -321,7 +325,7 @@ func checkAnswer(t *testing.T, req string, body []byte, rec *httptest.ResponseRe
 				Message *string `json:"message"`
 			} `json:"error"`
 		}
-		dec := json.NewDecoder(bytes.NewReader(got))
+		dec := json.NewDecoder(bytes.NewReader(all))
 		dec.DisallowUnknownFields()
 		if ct != "application/json" || dec.Decode(&e) != nil || e.Error == nil || e.Error.Code == nil ||
 			*e.Error.Code == "" || e.Error.Message == nil || dec.More() {
@@ -335,9 +339,9 @@ func checkAnswer(t *testing.T, req string, body []byte, rec *httptest.ResponseRe
 	switch {
 	case res.StatusCode >= 300:
 		t.Fatalf("%s with body %q: %d %q (%s): the API does not redirect", req, body, res.StatusCode, got, res.Header.Get("Location"))
-	case res.StatusCode == http.StatusNoContent && len(got) > 0:
+	case res.StatusCode == http.StatusNoContent && len(all) > 0:
 		t.Fatalf("%s: 204 with a body %q", req, got)
-	case len(got) > 0 && !strings.HasSuffix(req, "/metrics") && !json.Valid(got):
+	case len(all) > 0 && !metrics && !json.Valid(all):
 		t.Fatalf("%s: %d with a body that is not JSON: %q (%s)", req, res.StatusCode, got, ct)
 	}
 }
