@@ -155,4 +155,5 @@ const (
 	ReasonUserDeleted  = "user_deleted"  // the account was deleted
 	ReasonRefreshReuse = "refresh_reuse" // a refresh token was presented twice
 	ReasonHijack       = "hijack_suspected"
+	ReasonEmailChanged = "email_changed" // the account's email address changed
 )

@@ -64,6 +64,12 @@ const (
 	// started from (the event's IP); Data "session_ip" is that first one.
 	// Recorded once per session and address; never fatal.
 	IPChanged = "ip_changed"
+	// EmailChangeRequested: the user asked to change the account's email;
+	// Data "new_email". A confirmation went to that address.
+	EmailChangeRequested = "email_change_requested"
+	// EmailChanged: the change was confirmed; Data "old_email",
+	// "new_email" and "sessions_ended" (every other session ended).
+	EmailChanged = "email_changed"
 )
 
 // Types lists every event type, in the order above.
@@ -71,6 +77,7 @@ var Types = []string{
 	SignedIn, NewDevice, SignedOut, SignedOutEverywhere, SessionRevoked,
 	PasswordChanged, PasswordReset, SessionRevokedByAdmin, SessionsRevokedByAdmin,
 	LockedOut, RefreshTokenReused, Reauthenticated, HijackSuspected, IPChanged,
+	EmailChangeRequested, EmailChanged,
 }
 
 // KnownType reports whether t is one of Types.

@@ -53,6 +53,17 @@ const (
 	// "session_os") or all of them ("scope" "all"). Data also
 	// "sessions_ended" and "revoked_at".
 	TypeSessionRevokedByAdmin = "session_revoked_by_admin"
+	// TypeEmailChangeConfirm goes to the new address of a change of email:
+	// Data "token" (the confirmation token, a secret), "expires_at" and,
+	// with a public URL configured, "link".
+	TypeEmailChangeConfirm = "email_change_confirm"
+	// TypeEmailChangeRequested goes to the current address when a change
+	// is requested: Data "new_email", "expires_at", "requested_at", "ip",
+	// "browser", "os".
+	TypeEmailChangeRequested = "email_change_requested"
+	// TypeEmailChanged goes to the old address once the change is
+	// confirmed: Data "new_email", "changed_at", "sessions_ended".
+	TypeEmailChanged = "email_changed"
 )
 
 // Message is one notification for one user.

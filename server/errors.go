@@ -57,6 +57,10 @@ func errorFor(err error) *apiError {
 		return errorf(http.StatusBadRequest, "invalid_email", "the email address is not valid")
 	case errors.Is(err, account.ErrEmailTaken):
 		return errorf(http.StatusConflict, "email_taken", "an account with this email exists")
+	case errors.Is(err, account.ErrInvalidEmailChangeToken):
+		return errorf(http.StatusBadRequest, "invalid_token", "the confirmation token is invalid, used, superseded or expired")
+	case errors.Is(err, account.ErrEmailUnchanged):
+		return errorf(http.StatusBadRequest, "email_unchanged", "the new email address is the account's current one")
 	case errors.Is(err, account.ErrInvalidResetToken):
 		return errorf(http.StatusBadRequest, "invalid_token", "the reset token is invalid, used or expired")
 	case errors.Is(err, account.ErrInvalidProfile):

@@ -146,6 +146,12 @@ func eventText(e audit.Event) string {
 		return "A session of " + device(s, o) + " was used from another browser and was signed out: " + device(e.Browser, e.OS)
 	case audit.IPChanged:
 		return "A session was used from a new network address"
+	case audit.EmailChangeRequested:
+		s, _ := e.Data["new_email"].(string)
+		return "Asked to change your email address to " + s
+	case audit.EmailChanged:
+		s, _ := e.Data["new_email"].(string)
+		return "Email address changed to " + s + "; " + plural(num(e.Data["sessions_ended"]), "other session") + " signed out"
 	case audit.LockedOut:
 		s := "Account locked after too many failed sign-in attempts"
 		if u, ok := e.Data["locked_until"].(string); ok {
@@ -162,7 +168,7 @@ func eventText(e audit.Event) string {
 func eventClass(e audit.Event) string {
 	switch e.Type {
 	case audit.NewDevice, audit.LockedOut, audit.SessionRevokedByAdmin, audit.SessionsRevokedByAdmin, audit.PasswordReset,
-		audit.HijackSuspected:
+		audit.HijackSuspected, audit.EmailChangeRequested, audit.EmailChanged:
 		return "event notable"
 	}
 	return "event"

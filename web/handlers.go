@@ -47,6 +47,10 @@ func (p *Pages) errorMessage(err error) (msg string, status int, ok bool) {
 		return "Enter a valid email address, like name@example.com.", http.StatusBadRequest, true
 	case errors.Is(err, account.ErrEmailTaken):
 		return "An account with this email address exists already. Sign in, or reset its password.", http.StatusConflict, true
+	case errors.Is(err, account.ErrEmailUnchanged):
+		return "That is your current email address.", http.StatusBadRequest, true
+	case errors.Is(err, account.ErrInvalidEmailChangeToken):
+		return "This confirmation link is invalid, used or expired. Ask for a new one from your account page.", http.StatusBadRequest, true
 	case errors.Is(err, account.ErrInvalidResetToken):
 		return "This reset link is invalid, used or expired. Ask for a new one.", http.StatusBadRequest, true
 	case errors.Is(err, account.ErrInvalidProfile):
@@ -318,6 +322,9 @@ type accountData struct {
 	Profile   []profileEntry // other keys, shown as they are
 	Others    int            // the user's other active sessions
 	MinLength int
+	// Fresh: the visitor proved the password recently enough for a change
+	// of email; otherwise its form asks for it.
+	Fresh bool
 }
 
 type profileEntry struct{ Key, Value string }
@@ -336,7 +343,7 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, v *visitor
 		p.fail(w, r, err)
 		return
 	}
-	d := accountData{Others: max(0, len(list)-1), MinLength: p.accounts.Config().PasswordMinLength}
+	d := accountData{Others: max(0, len(list)-1), MinLength: p.accounts.Config().PasswordMinLength, Fresh: p.srv.Fresh(v.session)}
 	var prof map[string]json.RawMessage
 	_ = json.Unmarshal(v.user.Profile, &prof)
 	for k, raw := range prof {
@@ -599,4 +606,92 @@ func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request) {
 	pv := p.page(w, r, v, "Security activity", "activity")
 	pv.Data = d
 	p.render(w, r, http.StatusOK, "activity", pv)
+}
+
+// --- Change of email
+
+func (p *Pages) emailSubmit(w http.ResponseWriter, r *http.Request) {
+	v := p.requireUser(w, r)
+	if v == nil {
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/account")
+		return
+	}
+	newEmail := r.PostFormValue("new_email")
+	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
+	field := "email_password"
+	if err == nil {
+		_, _, err = p.srv.RequestEmailChange(r, v.session, newEmail)
+		field = "new_email"
+	}
+	if err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		if errors.Is(err, account.ErrInvalidCredentials) {
+			msg, field = "The password is wrong; your email address was not changed.", "email_password"
+		}
+		if errors.Is(err, server.ErrReauthenticationRequired) {
+			field = "email_password"
+		}
+		p.renderAccount(w, r, v, status, msg, field, map[string]string{"new_email": newEmail})
+		return
+	}
+	p.setFlash(w, "email_change_sent")
+	p.redirect(w, r, "/account")
+}
+
+type emailConfirmData struct {
+	Token string // from the link's query, when it had one
+}
+
+// emailConfirmPage is where the confirmation link of a change of email
+// leads: like the reset link, it carries the token in its fragment, which
+// the page's script moves into the form; ?token=… works without script.
+func (p *Pages) emailConfirmPage(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	pv := p.page(w, r, v, "Confirm your new email address", "account")
+	pv.Data = emailConfirmData{Token: r.URL.Query().Get("token")}
+	p.render(w, r, http.StatusOK, "email_confirm", pv)
+}
+
+func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request) {
+	v, err := p.visit(w, r)
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	if !p.checkForm(r, v) {
+		p.formExpired(w, r, "/email/change/confirm")
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	u, _, err := p.srv.ConfirmEmailChange(r, v.session, token)
+	if err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		pv := p.page(w, r, v, "Confirm your new email address", "account")
+		pv.Error, pv.Invalid = msg, "token"
+		pv.Data = emailConfirmData{}
+		p.render(w, r, status, "email_confirm", pv)
+		return
+	}
+	if v.user != nil && v.user.ID == u.ID {
+		p.setFlash(w, "email_changed")
+		p.redirect(w, r, "/account")
+		return
+	}
+	p.setFlash(w, "email_changed_signin")
+	p.redirect(w, r, "/login")
 }

@@ -111,6 +111,9 @@ func New(srv *server.Server) (*Pages, error) {
 		{"POST /account/profile", p.profileSubmit},
 		{"POST /account/password", p.passwordSubmit},
 		{"POST /account/delete", p.deleteSubmit},
+		{"POST /account/email", p.emailSubmit},
+		{"GET /email/change/confirm", p.emailConfirmPage},
+		{"POST /email/change/confirm", p.emailConfirmSubmit},
 		{"GET /account/sessions", p.sessionsPage},
 		{"POST /account/sessions/revoke", p.revokeSubmit},
 		{"POST /account/sessions/revoke-others", p.revokeOthersSubmit},
@@ -347,6 +350,12 @@ func flashText(code string) string {
 		return fmt.Sprintf("%s signed out.", countWere(atoi(arg), "other session"))
 	case "account_deleted":
 		return "Your account was deleted."
+	case "email_change_sent":
+		return "A confirmation link is on its way to your new address. Your email address changes when you open it."
+	case "email_changed":
+		return "Your email address was changed. Every other session was signed out."
+	case "email_changed_signin":
+		return "Your email address was changed. Sign in with the new one."
 	case "reset_sent":
 		return "If an account exists for that email address, a link to reset its password is on its way."
 	case "form_expired":

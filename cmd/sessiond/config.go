@@ -48,6 +48,7 @@ type config struct {
 	ResetRatePerIP      int
 	ResetRatePerAccount int
 	ResetTokenTTL       time.Duration
+	EmailChangeTTL      time.Duration
 	Argon2Memory        uint
 	Argon2Time          uint
 	Argon2Parallelism   uint
@@ -127,6 +128,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ResetRatePerIP, "reset-rate-per-ip", 30, "password-reset requests per hour from one client IP that send a message")
 	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", 5, "password-reset requests per hour for one account that send a message")
 	fs.DurationVar(&c.ResetTokenTTL, "reset-token-ttl", 30*time.Minute, "lifetime of a password-reset token")
+	fs.DurationVar(&c.EmailChangeTTL, "email-change-token-ttl", time.Hour, "lifetime of the confirmation token of a change of email")
 	fs.UintVar(&c.Argon2Memory, "argon2-memory", 19456, "argon2id memory in KiB (at least 19456, OWASP)")
 	fs.UintVar(&c.Argon2Time, "argon2-time", 2, "argon2id passes")
 	fs.UintVar(&c.Argon2Parallelism, "argon2-parallelism", 1, "argon2id lanes")
@@ -347,7 +349,7 @@ func (c *config) validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout},
 		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace}, {"cache-max-age", c.CacheMaxAge},
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
-		{"clock-skew", c.ClockSkew}, {"reauth-window", c.ReauthWindow},
+		{"clock-skew", c.ClockSkew}, {"reauth-window", c.ReauthWindow}, {"email-change-token-ttl", c.EmailChangeTTL},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -359,7 +361,7 @@ func (c *config) validate() error {
 	for _, p := range positive {
 		switch p.name {
 		case "idle-timeout", "absolute-timeout", "remember-me-lifetime", "remember-me-idle-timeout",
-			"lockout-duration", "lockout-max-duration", "reset-token-ttl", "reauth-window":
+			"lockout-duration", "lockout-max-duration", "reset-token-ttl", "reauth-window", "email-change-token-ttl":
 			if p.d < time.Second {
 				return fmt.Errorf("--%s must be at least 1s, got %v", p.name, p.d)
 			}

@@ -81,6 +81,7 @@ func (c *config) accountConfig() account.Config {
 		LockoutDuration:    c.LockoutDuration,
 		LockoutMaxDuration: c.LockoutMaxDuration,
 		ResetTokenTTL:      c.ResetTokenTTL,
+		EmailChangeTTL:     c.EmailChangeTTL,
 		HashParams: account.HashParams{
 			Memory:      uint32(c.Argon2Memory),
 			Time:        uint32(c.Argon2Time),
