@@ -22,6 +22,7 @@ import (
 	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/sessionhttp"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // Config is the HTTP layer's part of sessiond's configuration. Zero values
@@ -74,7 +75,8 @@ type Server struct {
 	audit    *audit.Recorder // audit.go
 	pages    Pages           // pages.go
 
-	clientSide *ClientSide // clientside.go; nil: client-side sessions off
+	clientSide *ClientSide         // clientside.go; nil: client-side sessions off
+	webhooks   *webhook.Dispatcher // webhooks.go; nil: no lifecycle webhooks
 
 	loginLimiter *limiterSet
 	resetByIP    *limiterSet
@@ -104,6 +106,10 @@ type Deps struct {
 	// ClientSide enables client-side sessions (transport "jwt"). Default
 	// nil: off, and the JWKS is empty.
 	ClientSide *ClientSide
+	// Webhooks is the dispatcher of lifecycle webhooks, whose outbox the
+	// admin API lists and whose metrics the server serves; the caller
+	// runs it. Default nil: none.
+	Webhooks *webhook.Dispatcher
 }
 
 // New returns a Server. It starts no goroutines.
@@ -150,6 +156,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		reg = newRegistry()
 	}
 	s.metrics = newMetrics(reg)
+	if d.Webhooks != nil {
+		s.webhooks = d.Webhooks
+		reg.MustRegister(d.Webhooks.Collectors()...)
+	}
 	s.audit = &audit.Recorder{Store: d.Audit, Log: s.log, Now: s.sessions.Now}
 	if d.ClientSide != nil {
 		if d.ClientSide.Keys == nil || d.ClientSide.Chain == nil {
@@ -222,6 +232,7 @@ func (s *Server) adminRoutes() []route {
 		{"DELETE /admin/v1/users/{id}/sessions", s.adminRevokeUserSessions},
 		{"POST /admin/v1/users/{id}/password-reset", s.adminIssueReset},
 		{"GET /admin/v1/users/{id}/events", s.adminListEvents},
+		{"GET /admin/v1/webhooks/deliveries", s.adminWebhookDeliveries},
 	}
 }
 

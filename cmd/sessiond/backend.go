@@ -13,6 +13,7 @@ import (
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // backend is what --database and --session-store open: the stores, and
@@ -22,6 +23,7 @@ type backend struct {
 	accounts account.Store
 	audit    audit.Store          // nil: no audit trail
 	keys     accesstoken.KeyStore // nil: no client-side sessions
+	webhooks webhook.Store        // the lifecycle webhooks' outbox
 	ping     func(context.Context) error
 	close    func() error
 	// cacheable: the Manager may cache validated sessions (every change
@@ -47,7 +49,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", c.Database, err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen // the CLI or another process on the file
 	case dbPostgres:
@@ -55,7 +57,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", redactURL(c.Database), err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys = st, st, st.Audit(), st.Keys()
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen
 	}

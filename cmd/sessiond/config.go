@@ -74,6 +74,13 @@ type config struct {
 	NotifyWebhook           string
 	NotifyWebhookSecretFile string
 
+	WebhookURL         string
+	WebhookSecretFile  string
+	WebhookMaxAttempts int
+	WebhookRetryMin    time.Duration
+	WebhookRetryMax    time.Duration
+	WebhookRetention   time.Duration
+
 	LogFormat string
 	LogLevel  string
 
@@ -152,6 +159,13 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NotifyOutbox, "notify-outbox", "sessiond-outbox", "directory for notifications as JSON files (development)")
 	fs.StringVar(&c.NotifyWebhook, "notify-webhook", "", "URL that receives notifications as signed JSON POSTs (replaces the outbox)")
 	fs.StringVar(&c.NotifyWebhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook signing secret (or set SESSIOND_NOTIFY_WEBHOOK_SECRET)")
+
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL that receives lifecycle events (session created, rotated, revoked; user created, deleted) as signed JSON POSTs, from a durable outbox, at least once")
+	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the lifecycle webhook signing secret (or set SESSIOND_WEBHOOK_SECRET)")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", 20, "failed deliveries of a lifecycle event before it is dead-lettered")
+	fs.DurationVar(&c.WebhookRetryMin, "webhook-retry-min", time.Second, "wait after a lifecycle event's first failed delivery; doubled after each (with jitter)")
+	fs.DurationVar(&c.WebhookRetryMax, "webhook-retry-max", 10*time.Minute, "longest wait between two deliveries of a lifecycle event")
+	fs.DurationVar(&c.WebhookRetention, "webhook-retention", 168*time.Hour, "how long delivered and dead lifecycle events stay in the outbox (for the admin API)")
 
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -318,6 +332,28 @@ func (c *config) resolveSecrets(getenv func(string) string) error {
 	return nil
 }
 
+// lifecycleWebhookSecret is the signing secret of --webhook-url.
+func (c *config) lifecycleWebhookSecret(getenv func(string) string) ([]byte, error) {
+	if s := getenv("SESSIOND_WEBHOOK_SECRET"); s != "" {
+		if c.WebhookSecretFile != "" {
+			return nil, errors.New("SESSIOND_WEBHOOK_SECRET and --webhook-secret-file are both set; choose one")
+		}
+		return []byte(s), nil
+	}
+	if c.WebhookSecretFile == "" {
+		return nil, errors.New("--webhook-url needs a signing secret: --webhook-secret-file or SESSIOND_WEBHOOK_SECRET")
+	}
+	b, err := os.ReadFile(c.WebhookSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--webhook-secret-file: %v", err)
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("--webhook-secret-file %s is empty", c.WebhookSecretFile)
+	}
+	return secret, nil
+}
+
 func (c *config) webhookSecret(getenv func(string) string) ([]byte, error) {
 	if s := getenv("SESSIOND_NOTIFY_WEBHOOK_SECRET"); s != "" {
 		if c.NotifyWebhookSecretFile != "" {
@@ -350,6 +386,7 @@ func (c *config) validate() error {
 		{"access-token-ttl", c.AccessTokenTTL}, {"refresh-grace", c.RefreshGrace}, {"cache-max-age", c.CacheMaxAge},
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
 		{"clock-skew", c.ClockSkew}, {"reauth-window", c.ReauthWindow}, {"email-change-token-ttl", c.EmailChangeTTL},
+		{"webhook-retry-min", c.WebhookRetryMin}, {"webhook-retry-max", c.WebhookRetryMax}, {"webhook-retention", c.WebhookRetention},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -411,6 +448,10 @@ func (c *config) validate() error {
 		return errors.New("--cache-size must not be negative (0 switches the cache off)")
 	case c.MaxSessionsPerUser < 0:
 		return errors.New("--max-sessions-per-user must not be negative")
+	case c.WebhookMaxAttempts < 1:
+		return errors.New("--webhook-max-attempts must be at least 1")
+	case c.WebhookRetryMax < c.WebhookRetryMin:
+		return errors.New("--webhook-retry-max is shorter than --webhook-retry-min")
 	case c.LockoutThreshold < 0:
 		return errors.New("--lockout-threshold must not be negative (0 switches lockout off)")
 	case c.LockoutMaxDuration < c.LockoutDuration:
@@ -441,6 +482,11 @@ func (c *config) validate() error {
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			return fmt.Errorf("--trusted-origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	if c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--webhook-url: %q is not an http(s) URL", redactURL(c.WebhookURL))
 		}
 	}
 	if c.PublicURL != "" {
@@ -550,7 +596,7 @@ func redactURL(s string) string {
 func (c *config) print(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		v := f.Value.String()
-		if f.Name == "database" || f.Name == "session-store" || f.Name == "notify-webhook" {
+		if f.Name == "database" || f.Name == "session-store" || f.Name == "notify-webhook" || f.Name == "webhook-url" {
 			v = redactURL(v)
 		}
 		fmt.Fprintf(w, "%s=%s\n", f.Name, v)

@@ -20,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/notify"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/sessionhttp"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 func parseLevel(s string) (slog.Level, error) {
@@ -100,6 +101,7 @@ type app struct {
 	accounts *account.Service
 	server   *server.Server
 	keyring  *accesstoken.Keyring // nil: client-side sessions off
+	webhooks *webhook.Dispatcher  // nil: no lifecycle webhooks
 }
 
 func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string) string) (*app, error) {
@@ -150,6 +152,23 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return fail(err)
 	}
+	if c.WebhookURL != "" {
+		secret, err := c.lifecycleWebhookSecret(getenv)
+		if err != nil {
+			return fail(err)
+		}
+		a.webhooks = &webhook.Dispatcher{Store: b.webhooks, URL: c.WebhookURL, Secret: secret,
+			MaxAttempts: c.WebhookMaxAttempts, MinBackoff: c.WebhookRetryMin, MaxBackoff: c.WebhookRetryMax,
+			Retention: c.WebhookRetention, Log: log}
+	}
+	// The database writes lifecycle events while a webhook is configured,
+	// from before the first request on. Every node of a database must have
+	// the same webhook settings: the last to start decides.
+	if b.webhooks != nil {
+		if err := b.webhooks.SetWebhooksEnabled(ctx, a.webhooks != nil); err != nil {
+			return fail(fmt.Errorf("lifecycle webhook outbox: %w", err))
+		}
+	}
 	a.server, err = server.New(server.Config{
 		Cookie:              c.cookie(),
 		TrustedOrigins:      splitList(c.TrustedOrigins),
@@ -172,6 +191,7 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		Audit:    b.audit,
 
 		ClientSide: clientSide,
+		Webhooks:   a.webhooks,
 	})
 	if err != nil {
 		return fail(err)
@@ -253,6 +273,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	wg.Go(func() {
 		_ = a.sessions.RunTouches(runCtx, 100*time.Millisecond, func(err error) { log.Warn("sliding expiry", "err", err) })
 	})
+	if a.webhooks != nil {
+		wg.Go(func() {
+			if err := a.webhooks.Run(runCtx); err != nil && runCtx.Err() == nil {
+				log.Error("lifecycle webhooks stopped", "err", err)
+			}
+		})
+		if c.SessionStore != "" && c.SessionStore != c.Database {
+			log.Warn("lifecycle webhooks: sessions live in --session-store, so only user events are written (session events need sessions in the database)")
+		}
+	}
 	if a.backend.changes != nil {
 		wg.Go(func() {
 			// Revocations on other nodes reach this node's cache here.
