@@ -92,6 +92,11 @@ func (s *Session) BrowserBound() bool {
 // known) the whole header must match instead. Versions do not matter, so a
 // browser update keeps its sessions. Sessions that are not browser-bound
 // never mismatch.
+//
+// The usual request repeats the header the session started with, which
+// matches without parsing. Otherwise both headers are parsed now, so the
+// families compared come from the same parser even for a session stored
+// by an older sessiond.
 func (s *Session) ClientMismatch(userAgent string) bool {
 	if !s.BrowserBound() {
 		return false
@@ -99,11 +104,17 @@ func (s *Session) ClientMismatch(userAgent string) bool {
 	if userAgent == "" {
 		return true
 	}
-	d := ParseDevice(userAgent)
-	if s.Device.Browser == "" && s.Device.OS == "" {
-		return d.UserAgent != s.Device.UserAgent
+	if userAgent == s.Device.UserAgent {
+		return false
 	}
-	return d.Browser != s.Device.Browser || d.OS != s.Device.OS
+	d, started := ParseDevice(userAgent), ParseDevice(s.Device.UserAgent)
+	if d.UserAgent == started.UserAgent {
+		return false // equal once cut to the stored length and cleaned
+	}
+	if started.Browser == "" && started.OS == "" {
+		return true
+	}
+	return d.Browser != started.Browser || d.OS != started.OS
 }
 
 // Revoked reports whether the session was ended.

@@ -37,6 +37,12 @@ func TestClientMismatch(t *testing.T) {
 		{"started without a User-Agent", browser("", sessiond.TransportCookie), "", false},
 		{"unrecognised UA, same", browser("internal-tool/1.0", sessiond.TransportCookie), "internal-tool/1.0", false},
 		{"unrecognised UA, changed", browser("internal-tool/1.0", sessiond.TransportCookie), "internal-tool/1.1", true},
+		// Families stored by another parser are not trusted: the stored
+		// header is parsed again and compared with the presented one.
+		{"stored families from an older parser", &sessiond.Session{Transport: sessiond.TransportCookie,
+			Device: sessiond.Device{UserAgent: uaChromeWindows, Browser: "Chromium", OS: "Win"}}, uaChromeWindows2, false},
+		{"stored families from an older parser, other browser", &sessiond.Session{Transport: sessiond.TransportCookie,
+			Device: sessiond.Device{UserAgent: uaChromeWindows, Browser: "Chromium", OS: "Win"}}, uaFirefoxWindows, true},
 	} {
 		if got := c.s.ClientMismatch(c.ua); got != c.suspect {
 			t.Errorf("%s: ClientMismatch(%q) = %v, want %v (device %+v)", c.name, c.ua, got, c.suspect, c.s.Device)

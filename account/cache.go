@@ -39,8 +39,7 @@ func (uc *userCache) get(id string, now time.Time) (*User, bool) {
 	if !ok || now.Sub(e.loadedAt) >= uc.maxAge || now.Before(e.loadedAt) {
 		return nil, false
 	}
-	u := e.u
-	u.Profile = append([]byte(nil), e.u.Profile...)
+	u := e.u // Profile is shared: see Service.User
 	return &u, true
 }
 

@@ -596,7 +596,9 @@ func (s *Service) ConfirmReset(ctx context.Context, token, newPassword string) (
 	return public(u), nil
 }
 
-// User returns the user id, or ErrUserNotFound.
+// User returns the user id, or ErrUserNotFound. The returned User is the
+// caller's, except that its Profile bytes may be shared with the user
+// cache: replace them, never write into them.
 func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	now := time.Now()
 	if u, ok := s.users.get(id, now); ok {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sessiond/sessiond/account"
 )
 
 // The who-am-I answer is the hottest response sessiond writes, so it is
@@ -16,7 +18,7 @@ import (
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // writeWhoAmI answers {"session":…,"user":…}.
-func writeWhoAmI(w http.ResponseWriter, v *sessionView, u *userView) {
+func writeWhoAmI(w http.ResponseWriter, v *sessionView, u *account.User) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"session":`...)
@@ -24,10 +26,12 @@ func writeWhoAmI(w http.ResponseWriter, v *sessionView, u *userView) {
 	b = append(b, `,"user":`...)
 	b = appendUser(b, u)
 	b = append(b, "}\n"...)
+	// No Content-Length: the body goes out in one Write, smaller than
+	// net/http's buffer, so the server counts it and sets the header
+	// itself rather than chunking.
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
 	h["Cache-Control"] = cacheNoStore
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	*bp = b
@@ -81,7 +85,8 @@ func appendSession(b []byte, v *sessionView) []byte {
 	return append(b, '}')
 }
 
-func appendUser(b []byte, u *userView) []byte {
+// appendUser appends u as viewUser(u) encodes it.
+func appendUser(b []byte, u *account.User) []byte {
 	if u == nil {
 		return append(b, "null"...)
 	}
@@ -90,9 +95,13 @@ func appendUser(b []byte, u *userView) []byte {
 	b = append(b, `,"email":`...)
 	b = appendString(b, u.Email)
 	b = append(b, `,"profile":`...)
-	b = append(b, u.Profile...) // compact JSON, checked when stored
+	if len(u.Profile) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, u.Profile...) // compact JSON, checked when stored
+	}
 	b = append(b, `,"created_at":`...)
-	b = appendTime(b, u.CreatedAt)
+	b = appendTime(b, u.CreatedAt.UTC())
 	return append(b, '}')
 }
 
@@ -152,4 +161,24 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// writeErrorBody answers the contract's error object,
+// {"error":{"code":…,"message":…}}, as writeJSON would encode it: refusals
+// (a dead token, a bad request) must cost no more than answers.
+func writeErrorBody(w http.ResponseWriter, status int, code, message string) {
+	bp := bufPool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"error":{"code":`...)
+	b = appendString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendString(b, message)
+	b = append(b, "}}\n"...)
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = cacheNoStore
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	*bp = b
+	bufPool.Put(bp)
 }

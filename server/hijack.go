@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"sync"
 
 	"github.com/sessiond/sessiond"
@@ -135,7 +136,11 @@ func (s *Server) noteAddress(r *http.Request, sess *sessiond.Session) {
 	if !s.audit.Enabled() || sess.IP == "" {
 		return
 	}
-	ip := s.clientIP(r)
+	a := s.clientAddr(r)
+	if started, err := netip.ParseAddr(sess.IP); err == nil && started == a {
+		return // the usual case, without writing the address as text
+	}
+	ip := a.String()
 	if ip == sess.IP {
 		return
 	}

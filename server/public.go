@@ -165,7 +165,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := viewSession(c.session, true)
-	writeWhoAmI(w, &v, viewUser(u))
+	writeWhoAmI(w, &v, u)
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {

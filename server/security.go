@@ -94,9 +94,14 @@ func (s *Server) crossOrigin(next http.Handler) http.Handler {
 // clientIP is the address of the client: the peer, or, when the peer is a
 // trusted proxy, the right-most X-Forwarded-For entry that is not one.
 func (s *Server) clientIP(r *http.Request) string {
+	return s.clientAddr(r).String()
+}
+
+// clientAddr is clientIP before it is written as text.
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
 	peer := peerAddr(r)
 	if !s.trusted(peer) {
-		return peer.String()
+		return peer
 	}
 	hops := r.Header.Values("X-Forwarded-For")
 	var all []string
@@ -110,11 +115,11 @@ func (s *Server) clientIP(r *http.Request) string {
 		}
 		a = a.Unmap()
 		if !s.trusted(a) {
-			return a.String()
+			return a
 		}
 		peer = a
 	}
-	return peer.String()
+	return peer
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

@@ -91,6 +91,7 @@ type config struct {
 	ShutdownTimeout   time.Duration
 
 	CacheSize   int
+	GCPercent   int
 	CacheMaxAge time.Duration
 
 	AccessTokenTTL     time.Duration
@@ -177,6 +178,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get on SIGTERM")
 
 	fs.IntVar(&c.CacheSize, "cache-size", 100_000, "validated sessions kept in memory (0: every validation reads the store)")
+	fs.IntVar(&c.GCPercent, "gc-percent", 400, "garbage collector target as in GOGC: the heap grows by this percentage of the live heap between collections (the GOGC environment variable, when set, wins)")
 	fs.DurationVar(&c.CacheMaxAge, "cache-max-age", 2*time.Second, "longest a cached session is trusted without reading the store: the bound on staleness when a change went unannounced or the store is down")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 5*time.Minute, "lifetime of a client-side access token (JWT)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", `"iss" of access tokens (default: --public-url, else "sessiond")`)
@@ -446,6 +448,8 @@ func (c *config) validate() error {
 		return errors.New("--audit-retention must not be negative (0 keeps events forever)")
 	case c.CacheSize < 0:
 		return errors.New("--cache-size must not be negative (0 switches the cache off)")
+	case c.GCPercent < 10 || c.GCPercent > 10_000:
+		return fmt.Errorf("--gc-percent must be between 10 and 10000, got %d", c.GCPercent)
 	case c.MaxSessionsPerUser < 0:
 		return errors.New("--max-sessions-per-user must not be negative")
 	case c.WebhookMaxAttempts < 1:

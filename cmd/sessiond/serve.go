@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -208,6 +209,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return usageErr(err)
 	}
 	log := c.logger(stderr)
+	if getenv("GOGC") == "" {
+		// sessiond's live heap is small (a few MiB plus the caches) and
+		// every request allocates: Go's default of 100 collects so often
+		// that collection costs a sixth of a who-am-I's CPU time.
+		debug.SetGCPercent(c.GCPercent)
+	}
 	a, err := newApp(ctx, c, log, getenv)
 	if err != nil {
 		return err
