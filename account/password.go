@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -102,6 +104,12 @@ type Hasher struct {
 	sem    chan struct{}
 	rand   io.Reader
 
+	// stormShare is the share of a slot's time that hashing may take
+	// while calls queue for slots (see SetStormShare); waiting counts
+	// them. 1: no rest.
+	stormShare float64
+	waiting    atomic.Int32
+
 	dummyOnce sync.Once
 	dummy     string
 	dummyErr  error
@@ -129,7 +137,22 @@ func NewHasher(params HashParams, concurrency int, r io.Reader) (*Hasher, error)
 	if r == nil {
 		r = rand.Reader
 	}
-	return &Hasher{params: params, sem: make(chan struct{}, concurrency), rand: r}, nil
+	return &Hasher{params: params, sem: make(chan struct{}, concurrency), rand: r, stormShare: 1}, nil
+}
+
+// SetStormShare makes a Hasher under a storm of calls (calls queued for a
+// slot when a hash ends) rest each slot after each hash, for as long as
+// the hash took times (1-share)/share, so that hashing takes at most share
+// of the slots' CPU time and leaves the rest to the process's other work
+// (validating sessions). A call that finds a slot free never waits for a
+// rest that a storm did not need. share is in (0, 1]; 1 (the default)
+// never rests. Call it before the Hasher is used.
+func (h *Hasher) SetStormShare(share float64) error {
+	if !(share > 0 && share <= 1) {
+		return fmt.Errorf("%w: storm share %v out of (0, 1]", ErrInvalidConfig, share)
+	}
+	h.stormShare = share
+	return nil
 }
 
 // Params returns the parameters of new hashes.
@@ -207,12 +230,25 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Has
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	h.waiting.Add(1)
 	select {
 	case h.sem <- struct{}{}:
+		h.waiting.Add(-1)
 	case <-ctx.Done():
+		h.waiting.Add(-1)
 		return nil, ctx.Err()
 	}
-	defer func() { <-h.sem }()
+	start := time.Now()
+	defer func() {
+		if h.stormShare < 1 && h.waiting.Load() > 0 {
+			// A storm: the slot rests before the next queued call gets
+			// it. The caller has its key already and does not wait.
+			rest := time.Duration(float64(time.Since(start)) * (1 - h.stormShare) / h.stormShare)
+			time.AfterFunc(rest, func() { <-h.sem })
+			return
+		}
+		<-h.sem
+	}()
 	if h.testHook != nil {
 		h.testHook(true)
 		defer h.testHook(false)

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -359,5 +361,60 @@ func BenchmarkVerify(b *testing.B) {
 		if ok, _, err := h.Verify(b.Context(), phc, "plum-kettle-47-ravine"); !ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+// TestStormShare checks that a slot rests between queued hashes, for as
+// long as SetStormShare asks, and that a call finding a slot free does not
+// wait for a rest. Only lower bounds are asserted on queued calls (a busy
+// machine lengthens gaps, never shortens them).
+func TestStormShare(t *testing.T) {
+	const hold = 50 * time.Millisecond // each "hash" takes this long
+	h := newHasher(t, small, 1)
+	if err := h.SetStormShare(0.2); err != nil { // rest = 4 × hold
+		t.Fatal(err)
+	}
+	for _, bad := range []float64{0, -0.5, 1.01, math.NaN()} {
+		if err := h.SetStormShare(bad); !errors.Is(err, account.ErrInvalidConfig) {
+			t.Errorf("SetStormShare(%v) = %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+	var mu sync.Mutex
+	var starts []time.Time
+	account.SetHashHook(h, func(start bool) {
+		if start {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			time.Sleep(hold)
+		}
+	})
+	// A lone call: no rest before or after it matters to anyone.
+	begin := time.Now()
+	mustHash(t, h, "pw")
+	if d := starts[0].Sub(begin); d > 3*hold {
+		t.Errorf("a lone call waited %v for its slot", d)
+	}
+	// A storm of three: each queued call starts a hash plus a rest after
+	// the one before it.
+	time.Sleep(time.Second) // the lone call's slot is surely free
+	starts = nil
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() { mustHash(t, h, "pw") })
+	}
+	wg.Wait()
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < hold+4*hold*9/10 {
+			t.Errorf("queued hash %d started %v after the one before; want the hash (%v) and a rest (%v)", i, gap, hold, 4*hold)
+		}
+	}
+	// The storm over, the last call's slot frees without a rest (nobody
+	// was waiting when it ended): a new lone call goes straight in.
+	begin = time.Now()
+	mustHash(t, h, "pw")
+	if d := starts[len(starts)-1].Sub(begin); d > 3*hold {
+		t.Errorf("a lone call after the storm waited %v", d)
 	}
 }

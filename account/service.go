@@ -71,7 +71,15 @@ type Config struct {
 	// wait. Default DefaultHashConcurrency(): half of GOMAXPROCS, at
 	// least 1.
 	HashConcurrency int
+	// HashStormShare is the share of the hash slots' CPU time that
+	// password hashing may take while logins queue for a slot (see
+	// Hasher.SetStormShare): the rest stays with session validation.
+	// Default DefaultHashStormShare; 1 lets a storm take the slots whole.
+	HashStormShare float64
 }
+
+// DefaultHashStormShare is Config.HashStormShare's default.
+const DefaultHashStormShare = 0.5
 
 func (c Config) withDefaults() (Config, error) {
 	setInt := func(p *int, v int) {
@@ -94,6 +102,9 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.MaxProfileBytes, DefaultMaxProfileBytes)
 	c.HashParams = c.HashParams.withDefaults()
 	setInt(&c.HashConcurrency, DefaultHashConcurrency())
+	if c.HashStormShare == 0 {
+		c.HashStormShare = DefaultHashStormShare
+	}
 
 	bad := func(format string, args ...any) (Config, error) {
 		return c, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
@@ -115,6 +126,8 @@ func (c Config) withDefaults() (Config, error) {
 		return bad("MaxProfileBytes must be at least 2, got %d", c.MaxProfileBytes)
 	case c.HashConcurrency < 1:
 		return bad("HashConcurrency must be at least 1, got %d", c.HashConcurrency)
+	case !(c.HashStormShare > 0 && c.HashStormShare <= 1):
+		return bad("HashStormShare must be in (0, 1], got %v", c.HashStormShare)
 	}
 	if err := c.HashParams.check(); err != nil {
 		return bad("HashParams: %v", err)
@@ -230,6 +243,9 @@ func NewService(store Store, cfg Config, opts ...Option) (*Service, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.hasher, err = NewHasher(cfg.HashParams, cfg.HashConcurrency, s.rand); err != nil {
+		return nil, err
+	}
+	if err := s.hasher.SetStormShare(cfg.HashStormShare); err != nil {
 		return nil, err
 	}
 	return s, nil

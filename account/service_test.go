@@ -46,6 +46,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxProfileBytes:    16 << 10,
 		HashParams:         account.HashParams{Memory: 19456, Time: 2, Parallelism: 1},
 		HashConcurrency:    max(1, runtime.GOMAXPROCS(0)/2),
+		HashStormShare:     0.5,
 	}
 	if got := svc.Config(); got != want {
 		t.Fatalf("Config() = %+v,\nwant %+v", got, want)

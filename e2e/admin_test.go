@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -221,5 +222,37 @@ func TestAdminWithoutKey(t *testing.T) {
 	}
 	if !strings.Contains(s.Logs(), "admin") {
 		t.Errorf("no warning about the missing admin key in the log")
+	}
+}
+
+// TestAdminPprof checks that Go's profiler is served only when asked for,
+// only on the admin listener and only with the admin key.
+func TestAdminPprof(t *testing.T) {
+	t.Parallel()
+	off := startServer(t, nil)
+	wantStatus(t, off.adm(t, "GET", "/debug/pprof/", nil), http.StatusNotFound)
+
+	s := startServer(t, []string{"--admin-pprof"})
+	wantStatus(t, do(t, s.Admin, "GET", "/debug/pprof/", nil), http.StatusUnauthorized)
+	wantStatus(t, do(t, s.Admin, "GET", "/debug/pprof/heap", nil, bearer("not-the-key")), http.StatusUnauthorized)
+	wantStatus(t, do(t, s.Pub, "GET", "/debug/pprof/", nil, bearer(adminKey)), http.StatusNotFound)
+	// Raw requests: the harness's helpers refuse bodies that look like
+	// stack traces, which is what a goroutine profile is.
+	get := func(path string) (int, string) {
+		req, _ := http.NewRequest("GET", s.Admin+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile: %d %.200s", code, body)
+	}
+	if code, body := get("/debug/pprof/profile?seconds=1"); code != http.StatusOK || len(body) == 0 {
+		t.Errorf("CPU profile: %d, %d bytes", code, len(body))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"path"
 	"time"
@@ -60,6 +61,9 @@ type Config struct {
 	// comes from another browser or OS family (see hijack.go). Default
 	// false: detection on.
 	DisableHijackDetection bool
+	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// the admin listener, behind the admin key. Default false.
+	Pprof bool
 }
 
 // Server serves sessiond's two listeners.
@@ -269,6 +273,13 @@ func (s *Server) Admin() http.Handler {
 	mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
 	mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
 	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.cfg.Pprof {
+		mux.Handle("GET /debug/pprof/", s.requireAdmin(pprof.Index))
+		mux.Handle("GET /debug/pprof/cmdline", s.requireAdmin(pprof.Cmdline))
+		mux.Handle("GET /debug/pprof/profile", s.requireAdmin(pprof.Profile))
+		mux.Handle("GET /debug/pprof/symbol", s.requireAdmin(pprof.Symbol))
+		mux.Handle("GET /debug/pprof/trace", s.requireAdmin(pprof.Trace))
+	}
 	mux.Handle("/", s.notFound(mux))
 	return s.common(s.cleanPaths(mux))
 }

@@ -53,6 +53,7 @@ type config struct {
 	Argon2Time          uint
 	Argon2Parallelism   uint
 	HashConcurrency     int
+	HashStormShare      float64
 
 	TrustedProxies string
 	TrustedOrigins string
@@ -92,6 +93,7 @@ type config struct {
 
 	CacheSize   int
 	GCPercent   int
+	AdminPprof  bool
 	CacheMaxAge time.Duration
 
 	AccessTokenTTL     time.Duration
@@ -141,6 +143,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.UintVar(&c.Argon2Time, "argon2-time", 2, "argon2id passes")
 	fs.UintVar(&c.Argon2Parallelism, "argon2-parallelism", 1, "argon2id lanes")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", 0, "password hashes computed at once (0: half the CPUs, at least 1)")
+	fs.Float64Var(&c.HashStormShare, "hash-storm-share", 0.5, "while logins queue for a hash slot, the share of the slots' CPU time hashing may take; the rest stays with validations (1: all of it)")
 
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
 	fs.StringVar(&c.TrustedOrigins, "trusted-origins", "", "comma-separated origins allowed to make cookie-authenticated changes")
@@ -178,6 +181,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get on SIGTERM")
 
 	fs.IntVar(&c.CacheSize, "cache-size", 100_000, "validated sessions kept in memory (0: every validation reads the store)")
+	fs.BoolVar(&c.AdminPprof, "admin-pprof", false, "serve Go's profiler under /debug/pprof/ on the admin listener, behind the admin key")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "garbage collector target as in GOGC: the heap grows by this percentage of the live heap between collections (the GOGC environment variable, when set, wins)")
 	fs.DurationVar(&c.CacheMaxAge, "cache-max-age", 2*time.Second, "longest a cached session is trusted without reading the store: the bound on staleness when a change went unannounced or the store is down")
 	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 5*time.Minute, "lifetime of a client-side access token (JWT)")
@@ -434,6 +438,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("--argon2-time must be in [1, %d], got %d", account.MaxHashTime, c.Argon2Time)
 	case c.Argon2Memory < 8*c.Argon2Parallelism || c.Argon2Memory > account.MaxHashMemory:
 		return fmt.Errorf("--argon2-memory must be in [8 × --argon2-parallelism, %d] KiB, got %d", account.MaxHashMemory, c.Argon2Memory)
+	case !(c.HashStormShare > 0 && c.HashStormShare <= 1):
+		return fmt.Errorf("--hash-storm-share must be in (0, 1], got %v", c.HashStormShare)
 	case c.HashConcurrency < 0:
 		return errors.New("--hash-concurrency must not be negative (0: half the CPUs)")
 	case c.PasswordMinLength > account.DefaultPasswordMaxBytes:

@@ -90,6 +90,7 @@ func (c *config) accountConfig() account.Config {
 			Parallelism: uint8(c.Argon2Parallelism),
 		},
 		HashConcurrency: c.HashConcurrency,
+		HashStormShare:  c.HashStormShare,
 	}
 }
 
@@ -180,6 +181,7 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		ResetRatePerAccount: c.ResetRatePerAccount,
 		HSTS:                c.HSTS || c.TLSCert != "",
 		AdminKey:            c.adminKey,
+		Pprof:               c.AdminPprof,
 		PublicURL:           c.PublicURL,
 
 		DisableHijackDetection: !c.HijackDetection,
