@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -205,12 +206,26 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	return a, nil
 }
 
+// startProcs is GOMAXPROCS as the process started (the CPUs it may use).
+var startProcs = runtime.GOMAXPROCS(0)
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	c, _, err := loadConfig("sessiond serve", args, getenv, stderr)
 	if err != nil {
 		return usageErr(err)
 	}
 	log := c.logger(stderr)
+	if c.HashConcurrency == 0 {
+		c.HashConcurrency = max(1, startProcs/2) // account.DefaultHashConcurrency before the change below
+	}
+	if getenv("GOMAXPROCS") == "" {
+		// Password hashes run on processors of their own: a hash holds
+		// its P for its whole computation, and without the extra ones a
+		// login storm would leave validations fewer Ps than CPUs (the
+		// kernel still shares the CPUs; --hash-storm-share bounds what
+		// hashing takes of them).
+		runtime.GOMAXPROCS(startProcs + c.HashConcurrency)
+	}
 	if getenv("GOGC") == "" {
 		// sessiond's live heap is small (a few MiB plus the caches) and
 		// every request allocates: Go's default of 100 collects so often
