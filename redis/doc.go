@@ -29,6 +29,16 @@
 // seen as soon as its invalidation arrives: in practice well under a
 // millisecond on a LAN, at most the cache TTL.
 //
+// # A cache above the Store
+//
+// Listen passes Redis's invalidations on as the ids of the sessions whose
+// records changed, so that sessiond's cache of validated sessions
+// (sessiond.WithCache, fed through Manager.Invalidate) can sit on this
+// Store as it does on PostgreSQL: a validation from that cache costs no
+// decoding either. A record read untracked (read-your-writes above) is
+// announced as changed before it is returned, so such a cache never keeps
+// a copy that Redis would not invalidate.
+//
 // # Keys
 //
 // With prefix p (WithPrefix, default "sessiond:"), where tag is the user id

@@ -350,11 +350,17 @@ func (s *Store) byTokenHash(ctx context.Context, h sessiond.TokenHash) (*session
 
 // record reads the record of escaped id in tag.
 func (s *Store) record(ctx context.Context, tag, eid string) (*sessiond.Session, error) {
-	m, err := s.read1(ctx, s.k.rec(tag, eid), cacheHgetall, buildHgetall).AsStrMap()
+	key := s.k.rec(tag, eid)
+	tracked := s.cached(key)
+	m, err := s.read1(ctx, key, cacheHgetall, buildHgetall).AsStrMap()
 	if err != nil {
 		return nil, err
 	}
-	return decodeRecord(m)
+	sess, err := decodeRecord(m)
+	if err == nil && !tracked && s.changes.listening() {
+		s.changes.announce([]string{sess.ID}) // see Listen
+	}
+	return sess, err
 }
 
 // ByID implements sessiond.Store: the id pointer, then the record.

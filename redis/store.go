@@ -23,6 +23,10 @@ type Store struct {
 	cacheTTL time.Duration // 0: no client-side cache
 	recent   *recentWrites // nil without a cache
 
+	changes changeFeed // listen.go
+	closed  chan struct{}
+	close   sync.Once
+
 	// cacheHook, when set (tests only), is told of every cached read.
 	cacheHook func(hit bool)
 }
@@ -127,6 +131,12 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	if o.DisableCache {
 		cfg.cacheTTL = 0
 	}
+	s := &Store{k: keys{cfg.prefix}, timeout: cfg.timeout, cacheTTL: cfg.cacheTTL, closed: make(chan struct{})}
+	if next := o.OnInvalidations; next != nil {
+		o.OnInvalidations = func(m []rueidis.RedisMessage) { s.invalidated(m); next(m) }
+	} else {
+		o.OnInvalidations = s.invalidated
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
@@ -134,7 +144,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis: open %s: %w", redactedAddrs(o), err)
 	}
-	s := &Store{c: c, k: keys{cfg.prefix}, timeout: cfg.timeout, cacheTTL: cfg.cacheTTL}
+	s.c = c
 	if s.cacheTTL > 0 {
 		s.recent = newRecentWrites(min(s.cacheTTL, maxRecentWindow))
 	}
@@ -221,6 +231,7 @@ func (s *Store) checkVersion(ctx context.Context) error {
 
 // Close closes the connections. Calls after Close fail.
 func (s *Store) Close() error {
+	s.close.Do(func() { close(s.closed) })
 	s.c.Close()
 	return nil
 }

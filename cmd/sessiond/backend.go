@@ -27,8 +27,9 @@ type backend struct {
 	ping     func(context.Context) error
 	close    func() error
 	// cacheable: the Manager may cache validated sessions (every change
-	// goes through a Manager, or is announced by changes). Redis caches on
-	// its own, with the server's invalidation.
+	// goes through a Manager, or is announced by changes: SQLite's change
+	// log, PostgreSQL's notifications, Redis's client-side caching
+	// invalidations).
 	cacheable bool
 	// changes, when set, delivers the ids of sessions changed by other
 	// nodes (nil ids: anything may have changed) until ctx ends.
@@ -74,7 +75,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 			return nil, fmt.Errorf("opening %s: %w", redactURL(redisURL), err)
 		}
 		b.sessions = rs
-		b.cacheable, b.changes = false, nil
+		b.cacheable, b.changes = true, rs.Listen
 		closers, pings = append(closers, rs.Close), append(pings, rs.Ping)
 	}
 	b.ping = func(ctx context.Context) error {
