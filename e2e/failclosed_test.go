@@ -219,8 +219,9 @@ func TestFailClosedRedis(t *testing.T) {
 	db, rs := postgresDB(t), redisStore(t)
 	px := newProxy(t, hostPort(t, rs, "6379"))
 	// The store bounds every call by redis.DefaultTimeout, 1s; cached
-	// lookups may be answered from memory for redis.DefaultCacheTTL, 5s.
-	testFailClosed(t, px, []string{"--database", db, "--session-store", px.via(t, rs)}, time.Second, 5*time.Second)
+	// lookups may be answered from memory for 1.5 × --cache-max-age (the
+	// Manager's cache over the Redis client's, see cmd/sessiond/backend.go).
+	testFailClosed(t, px, []string{"--database", db, "--session-store", px.via(t, rs), "--cache-max-age", "2s"}, time.Second, 3*time.Second)
 }
 
 // testFailClosed runs one sessiond whose store is behind px. storeTimeout

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/accesstoken"
@@ -67,7 +68,16 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		return nil, err
 	}
 	if redisURL != "" {
-		rs, err := redis.Open(ctx, redisURL)
+		var ropts []redis.Option
+		if c.CacheSize > 0 {
+			// The Manager's cache sits above the client's: a copy the
+			// Manager takes from the client's memory may already be
+			// that old, so the client keeps copies for half the
+			// Manager's bound, and no answer from memory is older than
+			// 1.5 × --cache-max-age. Redis's invalidations drop both.
+			ropts = append(ropts, redis.WithCacheTTL(max(c.CacheMaxAge/2, time.Millisecond)))
+		}
+		rs, err := redis.Open(ctx, redisURL, ropts...)
 		if err != nil {
 			for _, cl := range closers {
 				_ = cl()
