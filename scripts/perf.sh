@@ -6,6 +6,10 @@
 #
 #   (a) baseline: a no-op Go net/http server (internal/perf/noop) answering
 #       a body of the same size as GET /v1/session's, under wrk -t1 -c32;
+#       and (a') the same no-op sending sessiond's response headers with
+#       sessiond's server timeouts (--like-sessiond), which tells what the
+#       security headers and slow-client timeouts cost apart from the
+#       who-am-I handler (the targets are against (a));
 #   (b) who-am-I: wrk -t1 -c32 against GET /v1/session with bearer tokens
 #       of 1,000 sessions, each request a token picked at random (the same
 #       Lua script drives the no-op, so the generator's work is the same);
@@ -198,20 +202,36 @@ pids+=("$noop_pid")
 for _ in $(seq 1 100); do grep -q 'listening on' "$work/noop.out" && break; sleep 0.1; done
 noop_url=$(sed -n 's/^noop listening on //p' "$work/noop.out")
 wait_http "$noop_url/healthz"
-round_noop=() round_whoami=() round_ratio=()
+"$work/noop" --listen 127.0.0.1:0 --body-bytes "$body_bytes" --like-sessiond >"$work/noop-like.out" 2>&1 &
+like_pid=$!
+pids+=("$like_pid")
+for _ in $(seq 1 100); do grep -q 'listening on' "$work/noop-like.out" && break; sleep 0.1; done
+like_url=$(sed -n 's/^noop listening on //p' "$work/noop-like.out")
+wait_http "$like_url/healthz"
+header_names() { curl -fsS -o /dev/null -D - "$@" | tr -d '\r' | sed -n 's/^\([A-Za-z-]*\):.*/\1/p' | grep -v -x -e Date -e Content-Length | sort | tr '\n' ' '; }
+want_headers=$(header_names -H "Authorization: Bearer $first" "http://127.0.0.1:$pub/v1/session")
+like_headers=$(header_names "$like_url/v1/session")
+if [ "$want_headers" != "$like_headers" ]; then
+  echo "perf: warning: the --like-sessiond no-op sends [$like_headers], sessiond sends [$want_headers]: update internal/perf/noop" >&2
+fi
+round_noop=() round_like=() round_whoami=() round_ratio=()
 for r in $(seq 1 "$rounds"); do
   say "(a) no-op net/http server, ${body_bytes}-byte body: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
   round_noop+=("$(run_wrk "noop-$r" "$noop_url/v1/session" "$work/tokens-1k.txt")")
   echo "  ${round_noop[-1]}" >&2
+  say "(a') the no-op with sessiond's headers and timeouts (round $r of $rounds)"
+  round_like+=("$(run_wrk "noop-like-$r" "$like_url/v1/session" "$work/tokens-1k.txt")")
+  echo "  ${round_like[-1]}" >&2
   say "(b) GET /v1/session, 1,000 sessions: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
   round_whoami+=("$(run_wrk "whoami-$r" "http://127.0.0.1:$pub/v1/session" "$work/tokens-1k.txt")")
   echo "  ${round_whoami[-1]}" >&2
   round_ratio+=("$(awk -v a="$(field "${round_whoami[-1]}" rps)" -v b="$(field "${round_noop[-1]}" rps)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
 done
-kill "$noop_pid"; wait "$noop_pid" 2>/dev/null || true
+kill "$noop_pid" "$like_pid"; wait "$noop_pid" "$like_pid" 2>/dev/null || true
 # The round of the median ratio (the lower middle one for an even count).
 median=$(for i in "${!round_ratio[@]}"; do echo "${round_ratio[$i]} $i"; done | sort -n | awk -v n="$rounds" 'NR == int((n + 1) / 2) { print $2 }')
 noop=${round_noop[$median]}
+like=${round_like[$median]}
 whoami=${round_whoami[$median]}
 
 # ---- (c) login storm ----
@@ -260,16 +280,19 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' measurement "req/s" "p50 ms" "p99 ms" errors ratio target
   printf '%s\n' "--------------------------------------------------------------------------------------------------------------"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(a) no-op net/http" "$n_rps" "$n_p50" "$n_p99" "$(field "$noop" errors)" 1.00 baseline
+  printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(a') no-op + sessiond's headers, timeouts" "$(field "$like" rps)" "$(field "$like" p50_ms)" \
+    "$(field "$like" p99_ms)" "$(field "$like" errors)" "$(ratio "$(field "$like" rps)" "$n_rps")" "what the headers and timeouts cost"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(b) GET /v1/session, 1,000 sessions" "$w_rps" "$w_p50" "$w_p99" "$(field "$whoami" errors)" \
     "$(ratio "$w_rps" "$n_rps")" ">= $target_ratio of the no-op"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    its p99 / the no-op's p99" "" "" "" "" "$(ratio "$w_p99" "$n_p99")" "<= 2.00"
+  printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    its req/s / (a')'s" "" "" "" "" "$(ratio "$w_rps" "$(field "$like" rps)")" "what the handler costs"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(c) GET /v1/session during a login storm" "$s_rps" "$s_p50" "$s_p99" "$(field "$storm" errors)" \
     "$(ratio "$s_rps" "$w_rps")" "of (b): >= 0.70, p99 < 10 ms ($(pct "$s_rps" "$w_rps") req/s)"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(sessiond bench; p99 with its unit)"
   if [ "$rounds" -gt 1 ]; then
-    printf '    rounds (who-am-I / no-op req/s):'
+    printf '    rounds (who-am-I / no-op req/s, and (a'"'"')):'
     for i in "${!round_ratio[@]}"; do
-      printf ' %.0f/%.0f=%.2f' "$(field "${round_whoami[$i]}" rps)" "$(field "${round_noop[$i]}" rps)" "${round_ratio[$i]}"
+      printf ' %.0f/%.0f=%.2f (%.0f)' "$(field "${round_whoami[$i]}" rps)" "$(field "${round_noop[$i]}" rps)" "${round_ratio[$i]}" "$(field "${round_like[$i]}" rps)"
     done
     printf '; (a) and (b) above are round %d, the median\n' "$((median + 1))"
   fi
