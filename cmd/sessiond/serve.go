@@ -228,8 +228,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	if getenv("GOGC") == "" {
 		// sessiond's live heap is small (a few MiB plus the caches) and
-		// every request allocates: Go's default of 100 collects so often
-		// that collection costs a sixth of a who-am-I's CPU time.
+		// every request allocates: at Go's default of 100 collections come
+		// so often that a who-am-I costs 10-20% more CPU.
 		debug.SetGCPercent(c.GCPercent)
 	}
 	a, err := newApp(ctx, c, log, getenv)
