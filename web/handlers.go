@@ -68,20 +68,11 @@ type loginData struct {
 	RememberDays int
 }
 
-func (p *Pages) home(w http.ResponseWriter, r *http.Request) {
-	p.loginPage(w, r)
-}
-
 func (p *Pages) rememberDays() int {
 	return int(p.sessions.Policy().RememberMeLifetime.Hours() / 24)
 }
 
-func (p *Pages) loginPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) loginPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	next := safeNext(r.URL.Query().Get("next"))
 	if v.signedIn() {
 		p.redirect(w, r, or(next, "/account"))
@@ -99,12 +90,7 @@ func or(a, b string) string {
 	return b
 }
 
-func (p *Pages) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) loginSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	next := safeNext(r.URL.Query().Get("next"))
 	if !p.checkForm(r, v) {
 		p.formExpired(w, r, "/login"+nextQuery(next))
@@ -140,12 +126,7 @@ func nextQuery(next string) string {
 
 type registerData struct{ MinLength int }
 
-func (p *Pages) registerPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) registerPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	if v.signedIn() {
 		p.redirect(w, r, "/account")
 		return
@@ -155,16 +136,7 @@ func (p *Pages) registerPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "register", pv)
 }
 
-func (p *Pages) registerSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/register")
-		return
-	}
+func (p *Pages) registerSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	email, name := r.PostFormValue("email"), strings.TrimSpace(r.PostFormValue("name"))
 	fail := func(msg, field string, status int) {
 		pv := p.page(w, r, v, "Create an account", "register")
@@ -204,16 +176,7 @@ func (p *Pages) registerSubmit(w http.ResponseWriter, r *http.Request) {
 	p.redirect(w, r, "/account")
 }
 
-func (p *Pages) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account")
-		return
-	}
+func (p *Pages) logoutSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	if err := p.srv.SignOut(w, r, false); err != nil {
 		p.fail(w, r, err)
 		return
@@ -224,27 +187,13 @@ func (p *Pages) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 
 // --- Password reset
 
-func (p *Pages) resetPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) resetPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	pv := p.page(w, r, v, "Reset your password", "login")
 	pv.Data = int(p.accounts.Config().ResetTokenTTL.Minutes())
 	p.render(w, r, http.StatusOK, "reset", pv)
 }
 
-func (p *Pages) resetSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/password/reset")
-		return
-	}
+func (p *Pages) resetSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	email := r.PostFormValue("email")
 	if err := p.srv.RequestPasswordReset(r, email); err != nil {
 		msg, status, ok := p.errorMessage(err)
@@ -272,27 +221,13 @@ type resetConfirmData struct {
 // page's script moves it into the form. A link with ?token=… (an app's
 // own mail) works without script; the token goes into a hidden field and
 // the page sends no Referer. Without either, the visitor pastes the code.
-func (p *Pages) resetConfirmPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) resetConfirmPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	pv := p.page(w, r, v, "Choose a new password", "login")
 	pv.Data = resetConfirmData{Token: r.URL.Query().Get("token"), MinLength: p.accounts.Config().PasswordMinLength}
 	p.render(w, r, http.StatusOK, "reset_confirm", pv)
 }
 
-func (p *Pages) resetConfirmSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/password/reset/confirm")
-		return
-	}
+func (p *Pages) resetConfirmSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	if _, _, err := p.srv.ConfirmPasswordReset(w, r, token, r.PostFormValue("new_password"), false); err != nil {
 		msg, status, ok := p.errorMessage(err)
@@ -329,11 +264,7 @@ type accountData struct {
 
 type profileEntry struct{ Key, Value string }
 
-func (p *Pages) accountPage(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
+func (p *Pages) accountPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	p.renderAccount(w, r, v, http.StatusOK, "", "", nil)
 }
 
@@ -360,15 +291,7 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, v *visitor
 	p.render(w, r, status, "account", pv)
 }
 
-func (p *Pages) profileSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account")
-		return
-	}
+func (p *Pages) profileSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if utf8.RuneCountInString(name) > maxNameLen {
 		p.renderAccount(w, r, v, http.StatusBadRequest, fmt.Sprintf("Keep the name to %d characters.", maxNameLen), "name", map[string]string{"name": name})
@@ -391,15 +314,7 @@ func (p *Pages) profileSubmit(w http.ResponseWriter, r *http.Request) {
 	p.redirect(w, r, "/account")
 }
 
-func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account")
-		return
-	}
+func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	n, err := p.srv.ChangePassword(w, r, v.session, v.token, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
 	if err != nil {
 		msg, status, ok := p.errorMessage(err)
@@ -418,15 +333,7 @@ func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request) {
 	p.redirect(w, r, "/account")
 }
 
-func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account")
-		return
-	}
+func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	password := r.PostFormValue("password")
 	err := p.ensureFresh(w, r, v, password) // the same password: no second field
 	if err == nil {
@@ -482,11 +389,7 @@ func (p *Pages) ensureFresh(w http.ResponseWriter, r *http.Request, v *visitor, 
 	return nil
 }
 
-func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
+func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	p.renderSessions(w, r, v, http.StatusOK, "", "")
 }
 
@@ -527,15 +430,7 @@ func (p *Pages) sensitiveFailed(w http.ResponseWriter, r *http.Request, v *visit
 	p.renderSessions(w, r, v, status, msg, "password")
 }
 
-func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account/sessions")
-		return
-	}
+func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	id := r.PostFormValue("id")
 	var err error
 	if id != v.session.ID { // another device: a sensitive action
@@ -558,15 +453,7 @@ func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request) {
 	p.redirect(w, r, "/account/sessions")
 }
 
-func (p *Pages) revokeOthersSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account/sessions")
-		return
-	}
+func (p *Pages) revokeOthersSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
 	n := 0
 	if err == nil {
@@ -589,11 +476,7 @@ type activityData struct {
 // activityLimit is how many events the activity page shows.
 const activityLimit = 50
 
-func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
+func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	d := activityData{Enabled: p.audit != nil}
 	if p.audit != nil {
 		evs, err := p.audit.List(r.Context(), v.user.ID, audit.Filter{Limit: activityLimit})
@@ -610,15 +493,7 @@ func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request) {
 
 // --- Change of email
 
-func (p *Pages) emailSubmit(w http.ResponseWriter, r *http.Request) {
-	v := p.requireUser(w, r)
-	if v == nil {
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/account")
-		return
-	}
+func (p *Pages) emailSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	newEmail := r.PostFormValue("new_email")
 	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
 	field := "email_password"
@@ -652,27 +527,13 @@ type emailConfirmData struct {
 // emailConfirmPage is where the confirmation link of a change of email
 // leads: like the reset link, it carries the token in its fragment, which
 // the page's script moves into the form; ?token=… works without script.
-func (p *Pages) emailConfirmPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) emailConfirmPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	pv := p.page(w, r, v, "Confirm your new email address", "account")
 	pv.Data = emailConfirmData{Token: r.URL.Query().Get("token")}
 	p.render(w, r, http.StatusOK, "email_confirm", pv)
 }
 
-func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/email/change/confirm")
-		return
-	}
+func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	u, _, err := p.srv.ConfirmEmailChange(r, v.session, token)
 	if err != nil {

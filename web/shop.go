@@ -78,12 +78,7 @@ func (p *Pages) loadCart(r *http.Request, v *visitor) (cart, error) {
 	return c, nil
 }
 
-func (p *Pages) shopPage(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
+func (p *Pages) shopPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 	c, err := p.loadCart(r, v)
 	if err != nil {
 		p.fail(w, r, err)
@@ -102,16 +97,7 @@ func (p *Pages) shopPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "shop", pv)
 }
 
-func (p *Pages) cartSubmit(w http.ResponseWriter, r *http.Request) {
-	v, err := p.visit(w, r)
-	if err != nil {
-		p.fail(w, r, err)
-		return
-	}
-	if !p.checkForm(r, v) {
-		p.formExpired(w, r, "/shop")
-		return
-	}
+func (p *Pages) cartSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	c, err := p.loadCart(r, v)
 	if err != nil {
 		p.fail(w, r, err)

@@ -97,29 +97,29 @@ func New(srv *server.Server) (*Pages, error) {
 		pattern string
 		h       http.HandlerFunc
 	}{
-		{"GET /{$}", p.home},
-		{"GET /login", p.loginPage},
-		{"POST /login", p.loginSubmit},
-		{"GET /register", p.registerPage},
-		{"POST /register", p.registerSubmit},
-		{"POST /logout", p.logoutSubmit},
-		{"GET /password/reset", p.resetPage},
-		{"POST /password/reset", p.resetSubmit},
-		{"GET /password/reset/confirm", p.resetConfirmPage},
-		{"POST /password/reset/confirm", p.resetConfirmSubmit},
-		{"GET /account", p.accountPage},
-		{"POST /account/profile", p.profileSubmit},
-		{"POST /account/password", p.passwordSubmit},
-		{"POST /account/delete", p.deleteSubmit},
-		{"POST /account/email", p.emailSubmit},
-		{"GET /email/change/confirm", p.emailConfirmPage},
-		{"POST /email/change/confirm", p.emailConfirmSubmit},
-		{"GET /account/sessions", p.sessionsPage},
-		{"POST /account/sessions/revoke", p.revokeSubmit},
-		{"POST /account/sessions/revoke-others", p.revokeOthersSubmit},
-		{"GET /account/activity", p.activityPage},
-		{"GET /shop", p.shopPage},
-		{"POST /shop/cart", p.cartSubmit},
+		{"GET /{$}", p.anyone(p.loginPage)},
+		{"GET /login", p.anyone(p.loginPage)},
+		{"POST /login", p.anyone(p.loginSubmit)},
+		{"GET /register", p.anyone(p.registerPage)},
+		{"POST /register", p.anyone(p.form("/register", p.registerSubmit))},
+		{"POST /logout", p.anyone(p.form("/account", p.logoutSubmit))},
+		{"GET /password/reset", p.anyone(p.resetPage)},
+		{"POST /password/reset", p.anyone(p.form("/password/reset", p.resetSubmit))},
+		{"GET /password/reset/confirm", p.anyone(p.resetConfirmPage)},
+		{"POST /password/reset/confirm", p.anyone(p.form("/password/reset/confirm", p.resetConfirmSubmit))},
+		{"GET /account", p.user(p.accountPage)},
+		{"POST /account/profile", p.user(p.form("/account", p.profileSubmit))},
+		{"POST /account/password", p.user(p.form("/account", p.passwordSubmit))},
+		{"POST /account/delete", p.user(p.form("/account", p.deleteSubmit))},
+		{"POST /account/email", p.user(p.form("/account", p.emailSubmit))},
+		{"GET /email/change/confirm", p.anyone(p.emailConfirmPage)},
+		{"POST /email/change/confirm", p.anyone(p.form("/email/change/confirm", p.emailConfirmSubmit))},
+		{"GET /account/sessions", p.user(p.sessionsPage)},
+		{"POST /account/sessions/revoke", p.user(p.form("/account/sessions", p.revokeSubmit))},
+		{"POST /account/sessions/revoke-others", p.user(p.form("/account/sessions", p.revokeOthersSubmit))},
+		{"GET /account/activity", p.user(p.activityPage)},
+		{"GET /shop", p.anyone(p.shopPage)},
+		{"POST /shop/cart", p.anyone(p.form("/shop", p.cartSubmit))},
 		{"GET /static/", p.serveStatic},
 	} {
 		p.mux.HandleFunc(rt.pattern, rt.h)
@@ -185,6 +185,42 @@ func (p *Pages) visit(w http.ResponseWriter, r *http.Request) (*visitor, error) 
 	}
 	v.user = u
 	return v, nil
+}
+
+// A page is a handler that knows its visitor.
+type page func(w http.ResponseWriter, r *http.Request, v *visitor)
+
+// anyone serves h to every visitor, signed in or not.
+func (p *Pages) anyone(h page) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := p.visit(w, r)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		h(w, r, v)
+	}
+}
+
+// user serves h to signed-in visitors and sends the others to sign in.
+func (p *Pages) user(h page) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v := p.requireUser(w, r); v != nil {
+			h(w, r, v)
+		}
+	}
+}
+
+// form lets a form submission through to h only with a valid form token;
+// otherwise the visitor is sent back to the form's page, back.
+func (p *Pages) form(back string, h page) page {
+	return func(w http.ResponseWriter, r *http.Request, v *visitor) {
+		if !p.checkForm(r, v) {
+			p.formExpired(w, r, back)
+			return
+		}
+		h(w, r, v)
+	}
 }
 
 // requireUser loads a signed-in visitor, or redirects to the sign-in page
