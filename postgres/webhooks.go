@@ -118,17 +118,9 @@ func (s *Store) WebhookFailed(ctx context.Context, id string, at, next time.Time
 
 // WebhookDeliveries implements webhook.Store.
 func (s *Store) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webhook.Delivery, error) {
-	where := ""
-	switch f.Status {
-	case "":
-	case webhook.StatusPending:
-		where = `WHERE delivered_at IS NULL AND dead_at IS NULL`
-	case webhook.StatusDelivered:
-		where = `WHERE delivered_at IS NOT NULL`
-	case webhook.StatusDead:
-		where = `WHERE dead_at IS NOT NULL`
-	default:
-		return nil, fmt.Errorf("postgres: webhook deliveries: unknown status %q", f.Status)
+	where, err := f.Where()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: webhook deliveries: %w", err)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()

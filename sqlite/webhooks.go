@@ -92,17 +92,9 @@ func (s *Store) WebhookFailed(ctx context.Context, id string, at, next time.Time
 
 // WebhookDeliveries implements webhook.Store.
 func (s *Store) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webhook.Delivery, error) {
-	where := ""
-	switch f.Status {
-	case "":
-	case webhook.StatusPending:
-		where = `WHERE delivered_at IS NULL AND dead_at IS NULL`
-	case webhook.StatusDelivered:
-		where = `WHERE delivered_at IS NOT NULL`
-	case webhook.StatusDead:
-		where = `WHERE dead_at IS NOT NULL`
-	default:
-		return nil, fmt.Errorf("sqlite: webhook deliveries: unknown status %q", f.Status)
+	where, err := f.Where()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: webhook deliveries: %w", err)
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, type, data, created_at, attempts, next_attempt_at,
 		delivered_at, dead_at, last_error FROM webhook_outbox `+where+` ORDER BY seq DESC LIMIT ?1`, f.EffectiveLimit())

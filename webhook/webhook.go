@@ -21,6 +21,8 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -116,6 +118,26 @@ type Store interface {
 }
 
 // EffectiveLimit is f.Limit with the defaults applied.
+// Where is the SQL condition that keeps f.Status, over the outbox columns
+// delivered_at and dead_at that both SQL stores' schemas share: empty for
+// every status, ErrUnknownStatus for a status that does not exist.
+func (f Filter) Where() (string, error) {
+	switch f.Status {
+	case "":
+		return "", nil
+	case StatusPending:
+		return `WHERE delivered_at IS NULL AND dead_at IS NULL`, nil
+	case StatusDelivered:
+		return `WHERE delivered_at IS NOT NULL`, nil
+	case StatusDead:
+		return `WHERE dead_at IS NOT NULL`, nil
+	}
+	return "", fmt.Errorf("%w %q", ErrUnknownStatus, f.Status)
+}
+
+// ErrUnknownStatus is Filter.Where's error for a status that does not exist.
+var ErrUnknownStatus = errors.New("unknown delivery status")
+
 func (f Filter) EffectiveLimit() int {
 	switch {
 	case f.Limit <= 0:
