@@ -33,7 +33,8 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -154,11 +155,31 @@ func openWriter(ctx context.Context, path string, c config) (*sql.DB, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	// Switching a new file to WAL needs the file to itself, and SQLite
+	// answers "database is locked" at once, without the busy timeout, when
+	// another process is switching it too: try again until that one is
+	// done, within the busy timeout.
+	deadline := time.Now().Add(max(c.busyTimeout, time.Second))
+	for {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return db, nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 func openReader(ctx context.Context, path string, c config) (*sql.DB, error) {
@@ -190,7 +211,7 @@ func Migrate(ctx context.Context, path string, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(migrate(ctx, db, c.logger), db.Close())
+	return errors.Join(migrate(ctx, db, c.logger, c.busyTimeout), db.Close())
 }
 
 // migrations returns the SQL migration files. The schema is SQLite's; other
@@ -203,7 +224,7 @@ func migrations() fs.FS {
 	return sub
 }
 
-func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger, busyTimeout time.Duration) error {
 	p, err := goose.NewProvider(goose.DialectSQLite3, db, migrations(),
 		goose.WithSlog(logger),
 		goose.WithDisableGlobalRegistry(true),
@@ -211,15 +232,28 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
-		// Another process opening the same new file may have applied the
-		// same migrations in the meantime (each runs in a transaction of its
-		// own, so ours then failed on "table already exists"). That is
-		// success as long as the schema is now up to date.
+	// Another process opening the same new file may be applying the same
+	// migrations meanwhile (each runs in a transaction of its own, so one
+	// of ours then fails on "table already exists"). That is success once
+	// the schema is up to date; while the other is still on its way, ours
+	// tries again from where the version table says it got to, until the
+	// other could not have taken longer (a migration that fails for good
+	// fails every time and is reported then).
+	deadline := time.Now().Add(max(busyTimeout, time.Second))
+	for {
+		_, err := p.Up(ctx)
+		if err == nil {
+			return nil
+		}
 		if pending, perr := p.HasPending(ctx); perr == nil && !pending {
 			return nil
 		}
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	return nil
 }

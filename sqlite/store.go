@@ -131,7 +131,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	// Migrate before the read pool opens: the writer has put the file in
 	// WAL mode, and the read-only connections find the tables there.
-	if err := migrate(ctx, w, c.logger); err != nil {
+	if err := migrate(ctx, w, c.logger, c.busyTimeout); err != nil {
 		w.Close()
 		return nil, err
 	}
