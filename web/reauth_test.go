@@ -1,9 +1,7 @@
 package web_test
 
 import (
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -11,44 +9,14 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/memstore"
-	"github.com/sessiond/sessiond/server"
-	"github.com/sessiond/sessiond/sessionhttp"
 	"github.com/sessiond/sessiond/storetest"
-	"github.com/sessiond/sessiond/web"
 )
 
 // newClockEnv is newEnv with a settable clock for the sessions.
 func newClockEnv(t *testing.T) (*testEnv, *storetest.Clock) {
 	t.Helper()
 	clock := storetest.NewClock()
-	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{}, sessiond.WithClock(clock.Now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	events := memstore.NewAudit()
-	acc, err := account.NewService(memstore.NewAccounts(), account.Config{
-		LockoutThreshold: 3,
-		HashParams:       account.HashParams{Memory: 64, Time: 1, Parallelism: 1},
-	}, account.WithLockObserver((&audit.Recorder{Store: events}).LockObserver()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Cookie: sessionhttp.Cookie{Name: "session", Insecure: true}},
-		server.Deps{Sessions: m, Accounts: acc, Audit: events, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := web.New(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetPages(pages)
-	ts := httptest.NewServer(srv.Public())
-	t.Cleanup(ts.Close)
-	return &testEnv{url: ts.URL, srv: srv, accounts: acc, events: events}, clock
+	return newEnvWith(t, sessiond.WithClock(clock.Now)), clock
 }
 
 var otherIDRE = regexp.MustCompile(`<li class="session" data-session-id="([0-9a-f]+)"`)

@@ -32,7 +32,13 @@ type testEnv struct {
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{})
+	return newEnvWith(t)
+}
+
+// newEnvWith is newEnv with options for the Manager (a clock, say).
+func newEnvWith(t *testing.T, opts ...sessiond.Option) *testEnv {
+	t.Helper()
+	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
