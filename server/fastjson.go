@@ -105,13 +105,93 @@ func appendUser(b []byte, u *account.User) []byte {
 	return append(b, '}')
 }
 
+// appendTime appends t in UTC as encoding/json writes a time.Time: quoted
+// RFC 3339 with the fraction of a second trimmed of trailing zeros. By hand
+// from 1970 to 9999, which holds every time sessiond writes; any other goes
+// through time.Format.
 func appendTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
+	sec := t.Unix()
+	if sec < 0 || sec > maxFastUnix {
+		b = append(b, '"')
+		b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+		return append(b, '"')
+	}
+	days, sod := sec/86400, int(sec%86400)
+	year, month, day := civilDate(int(days))
+	var a [32]byte
+	a[0] = '"'
+	putPair(a[1:], year/100)
+	putPair(a[3:], year%100)
+	a[5] = '-'
+	putPair(a[6:], month)
+	a[8] = '-'
+	putPair(a[9:], day)
+	a[11] = 'T'
+	putPair(a[12:], sod/3600)
+	a[14] = ':'
+	putPair(a[15:], sod/60%60)
+	a[17] = ':'
+	putPair(a[18:], sod%60)
+	n := 20
+	if ns := t.Nanosecond(); ns != 0 {
+		a[20] = '.'
+		putPair(a[21:], ns/10000000)
+		putPair(a[23:], ns/100000%100)
+		putPair(a[25:], ns/1000%100)
+		putPair(a[27:], ns/10%100)
+		a[29] = byte('0' + ns%10)
+		n = 30
+		for a[n-1] == '0' {
+			n--
+		}
+	}
+	a[n], a[n+1] = 'Z', '"'
+	return append(b, a[:n+2]...)
 }
 
+// maxFastUnix is 9999-12-31T23:59:59Z.
+const maxFastUnix = 253402300799
+
+// civilDate is the proleptic Gregorian date of the day that many days after
+// 1970-01-01 (days >= 0), counted in 400-year eras from 0000-03-01.
+func civilDate(days int) (year, month, day int) {
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day = doy - (153*mp+2)/5 + 1
+	if mp < 10 {
+		month = mp + 3
+	} else {
+		month = mp - 9
+	}
+	year = yoe + era*400
+	if month <= 2 {
+		year++
+	}
+	return year, month, day
+}
+
+// putPair writes 0 <= n < 100 as two digits at the start of a.
+func putPair(a []byte, n int) {
+	a[0], a[1] = digitPairs[2*n], digitPairs[2*n+1]
+}
+
+const digitPairs = "00010203040506070809" + "10111213141516171819" + "20212223242526272829" + "30313233343536373839" +
+	"40414243444546474849" + "50515253545556575859" + "60616263646566676869" + "70717273747576777879" +
+	"80818283848586878889" + "90919293949596979899"
+
 const hexDigits = "0123456789abcdef"
+
+// plainJSON tells the ASCII bytes appendString copies as they are.
+var plainJSON = func() (t [utf8.RuneSelf]bool) {
+	for c := byte(0x20); c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // appendString quotes s as encoding/json does by default: HTML-sensitive
 // characters and U+2028/U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
@@ -121,7 +201,7 @@ func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plainJSON[c] {
 				i++
 				continue
 			}

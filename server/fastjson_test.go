@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -53,5 +54,46 @@ func TestErrorEncodingMatchesWriteJSON(t *testing.T) {
 			got.Header().Get("Cache-Control") != want.Header().Get("Cache-Control") {
 			t.Errorf("for %q: got %d %s %v, want %d %s %v", str, got.Code, got.Body, got.Header(), want.Code, want.Body, want.Header())
 		}
+	}
+}
+
+// TestTimeEncodingMatchesEncodingJSON holds appendTime to encoding/json
+// over the whole range JSON allows, in and out of its fast range, with
+// and without fractions, in other zones than UTC.
+func TestTimeEncodingMatchesEncodingJSON(t *testing.T) {
+	times := []time.Time{
+		time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 999999999), time.Unix(maxFastUnix, 999999999),
+		time.Unix(maxFastUnix+1, 0), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2000, 2, 29, 23, 59, 59, 100, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 500000000, time.UTC), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	zones := []*time.Location{time.UTC, time.FixedZone("E", 5*3600+1800), time.FixedZone("W", -11*3600)}
+	for range 200000 {
+		sec := r.Int64N(maxFastUnix+2*86400) - 86400*400
+		ns := r.Int64N(1e9)
+		switch r.IntN(4) {
+		case 0:
+			ns = 0
+		case 1:
+			ns -= ns % 1000
+		}
+		times = append(times, time.Unix(sec, ns).In(zones[r.IntN(len(zones))]))
+	}
+	for _, tm := range times {
+		want, err := json.Marshal(tm.UTC())
+		if err != nil {
+			continue // outside JSON's years: encoding/json refuses it
+		}
+		if got := appendTime(nil, tm); string(got) != string(want) {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendTime(b *testing.B) {
+	tm := time.Date(2026, 11, 26, 17, 0, 0, 123456000, time.UTC)
+	buf := make([]byte, 0, 64)
+	for b.Loop() {
+		buf = appendTime(buf[:0], tm)
 	}
 }

@@ -136,6 +136,9 @@ func (s *Server) noteAddress(r *http.Request, sess *sessiond.Session) {
 	if !s.audit.Enabled() || sess.IP == "" {
 		return
 	}
+	if len(s.cfg.TrustedProxies) == 0 && peerIs(r.RemoteAddr, sess.IP) {
+		return // the usual case, without parsing an address
+	}
 	a := s.clientAddr(r)
 	if started, err := netip.ParseAddr(sess.IP); err == nil && started == a {
 		return // the usual case, without writing the address as text
@@ -167,4 +170,14 @@ func (s *Server) noteAddress(r *http.Request, sess *sessiond.Session) {
 	if !started {
 		s.addrSeen.forget(key) // the next request tries again
 	}
+}
+
+// peerIs reports whether remote, a RemoteAddr ("1.2.3.4:5", "[::1]:5"), is
+// the address ip as written. False may still be the same address written
+// otherwise (an IPv4-mapped IPv6 peer): callers then compare parsed.
+func peerIs(remote, ip string) bool {
+	if len(remote) > len(ip)+2 && remote[0] == '[' {
+		return remote[1+len(ip)] == ']' && remote[1:1+len(ip)] == ip
+	}
+	return len(remote) > len(ip) && remote[len(ip)] == ':' && remote[:len(ip)] == ip
 }

@@ -248,3 +248,25 @@ func TestIPChanges(t *testing.T) {
 		t.Fatal("an address change was taken for a hijack")
 	}
 }
+
+func TestPeerIs(t *testing.T) {
+	for _, c := range []struct {
+		remote, ip string
+		want       bool
+	}{
+		{"192.0.2.1:443", "192.0.2.1", true},
+		{"192.0.2.10:443", "192.0.2.1", false},
+		{"192.0.2.1:443", "192.0.2.10", false},
+		{"[2001:db8::1]:443", "2001:db8::1", true},
+		{"[2001:db8::10]:443", "2001:db8::1", false},
+		{"[2001:db8::1]:443", "2001:db8::", false},
+		{"[::ffff:192.0.2.1]:443", "192.0.2.1", false}, // compared parsed by the caller
+		{"192.0.2.1", "192.0.2.1", false},
+		{"", "", false},
+		{"[", "", false},
+	} {
+		if got := peerIs(c.remote, c.ip); got != c.want {
+			t.Errorf("peerIs(%q, %q) = %v, want %v", c.remote, c.ip, got, c.want)
+		}
+	}
+}
