@@ -28,7 +28,7 @@ func (s *Server) requestToken(r *http.Request) (string, bool) {
 // authenticate validates the request's token (a use: it slides the idle
 // deadline). Rejections are 401 and clear a stale cookie; store failures
 // pass through as themselves (503).
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, error) {
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller, error) {
 	tok, fromCookie := s.requestToken(r)
 	if tok == "" && s.clientSide != nil {
 		if c, err := r.Cookie(s.accessCookieName()); err == nil {
@@ -37,7 +37,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, 
 	}
 	if tok == "" {
 		s.metrics.rejected.WithLabelValues("missing").Inc()
-		return nil, errUnauthenticated
+		return caller{}, errUnauthenticated
 	}
 	if looksLikeJWT(tok) {
 		sess, err := s.authenticateJWT(r, tok)
@@ -46,9 +46,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, 
 		}
 		if err != nil {
 			s.countRejection(err)
-			return nil, err
+			return caller{}, err
 		}
-		return &caller{session: sess, token: tok, jwt: true}, nil
+		return caller{session: sess, token: tok, jwt: true}, nil
 	}
 	sess, err := s.sessions.Validate(r.Context(), tok)
 	if err == nil {
@@ -59,30 +59,30 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*caller, 
 		if sessiond.IsRejection(err) && fromCookie {
 			s.cfg.Cookie.Clear(w)
 		}
-		return nil, err
+		return caller{}, err
 	}
-	return &caller{session: sess, token: tok, fromCookie: fromCookie}, nil
+	return caller{session: sess, token: tok, fromCookie: fromCookie}, nil
 }
 
 // authenticateUser is authenticate for routes that need a signed-in user:
 // anonymous sessions are 401 too. It also loads the user; a session whose
 // account is gone is 401.
-func (s *Server) authenticateUser(w http.ResponseWriter, r *http.Request) (*caller, *account.User, error) {
+func (s *Server) authenticateUser(w http.ResponseWriter, r *http.Request) (caller, *account.User, error) {
 	c, err := s.authenticate(w, r)
 	if err != nil {
-		return nil, nil, err
+		return caller{}, nil, err
 	}
 	if c.session.Anonymous() {
 		s.metrics.rejected.WithLabelValues("anonymous").Inc()
-		return nil, nil, errUnauthenticated
+		return caller{}, nil, errUnauthenticated
 	}
 	s.metrics.validated.Inc()
 	u, err := s.accounts.User(r.Context(), c.session.UserID)
 	if errors.Is(err, account.ErrUserNotFound) {
-		return nil, nil, errUnauthenticated
+		return caller{}, nil, errUnauthenticated
 	}
 	if err != nil {
-		return nil, nil, err
+		return caller{}, nil, err
 	}
 	return c, u, nil
 }

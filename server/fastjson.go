@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 )
 
@@ -17,12 +18,13 @@ import (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// writeWhoAmI answers {"session":…,"user":…}.
-func writeWhoAmI(w http.ResponseWriter, v *sessionView, u *account.User) {
+// writeWhoAmI answers {"session":…,"user":…}: sess as viewSession shows
+// the current session, u as viewUser shows it.
+func writeWhoAmI(w http.ResponseWriter, sess *sessiond.Session, u *account.User) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"session":`...)
-	b = appendSession(b, v)
+	b = appendSession(b, sess, true)
 	b = append(b, `,"user":`...)
 	b = appendUser(b, u)
 	b = append(b, "}\n"...)
@@ -43,45 +45,46 @@ var (
 	cacheNoStore    = []string{"no-store"}
 )
 
-func appendSession(b []byte, v *sessionView) []byte {
+// appendSession appends s as viewSession(s, current) encodes it.
+func appendSession(b []byte, s *sessiond.Session, current bool) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, v.ID)
+	b = appendString(b, s.ID)
 	b = append(b, `,"user_id":`...)
-	if v.UserID == nil {
+	if s.Anonymous() {
 		b = append(b, "null"...)
 	} else {
-		b = appendString(b, *v.UserID)
+		b = appendString(b, s.UserID)
 	}
 	b = append(b, `,"anonymous":`...)
-	b = strconv.AppendBool(b, v.Anonymous)
+	b = strconv.AppendBool(b, s.Anonymous())
 	b = append(b, `,"remember_me":`...)
-	b = strconv.AppendBool(b, v.RememberMe)
+	b = strconv.AppendBool(b, s.RememberMe)
 	b = append(b, `,"created_at":`...)
-	b = appendTime(b, v.CreatedAt)
+	b = appendTime(b, s.CreatedAt)
 	b = append(b, `,"last_seen_at":`...)
-	b = appendTime(b, v.LastSeenAt)
+	b = appendTime(b, s.LastSeenAt)
 	b = append(b, `,"expires_at":`...)
-	b = appendTime(b, v.ExpiresAt)
+	b = appendTime(b, s.ExpiresAt())
 	b = append(b, `,"idle_expires_at":`...)
-	b = appendTime(b, v.IdleExpiresAt)
+	b = appendTime(b, s.IdleExpiresAt)
 	b = append(b, `,"absolute_expires_at":`...)
-	b = appendTime(b, v.AbsoluteExpiresAt)
+	b = appendTime(b, s.AbsoluteExpiresAt)
 	b = append(b, `,"authenticated_at":`...)
-	if v.AuthenticatedAt == nil {
+	if s.AuthenticatedAt.IsZero() {
 		b = append(b, "null"...)
 	} else {
-		b = appendTime(b, *v.AuthenticatedAt)
+		b = appendTime(b, s.AuthenticatedAt)
 	}
 	b = append(b, `,"device":{"user_agent":`...)
-	b = appendString(b, v.Device.UserAgent)
+	b = appendString(b, s.Device.UserAgent)
 	b = append(b, `,"browser":`...)
-	b = appendString(b, v.Device.Browser)
+	b = appendString(b, s.Device.Browser)
 	b = append(b, `,"os":`...)
-	b = appendString(b, v.Device.OS)
+	b = appendString(b, s.Device.OS)
 	b = append(b, `},"ip":`...)
-	b = appendString(b, v.IP)
+	b = appendString(b, s.IP)
 	b = append(b, `,"current":`...)
-	b = strconv.AppendBool(b, v.Current)
+	b = strconv.AppendBool(b, current)
 	return append(b, '}')
 }
 

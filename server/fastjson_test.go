@@ -7,33 +7,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 )
 
 // TestWhoAmIEncodingMatchesEncodingJSON holds the hand-written encoder to
-// encoding/json, for awkward strings too.
+// encoding/json of viewSession and viewUser, for awkward strings and times
+// in other zones than UTC too.
 func TestWhoAmIEncodingMatchesEncodingJSON(t *testing.T) {
-	uid := "u-1"
 	strs := []string{"", "plain", `quote " back \ slash`, "<script>&amp;</script>", "tab\tnew\nline\r\x00\x1f",
 		"ünïcödé 日本", "bad \xff utf8 \xc3", "line\u2028sep\u2029", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"}
+	zone := time.FixedZone("X", 3600)
 	for _, str := range strs {
 		now := time.Date(2026, 11, 26, 17, 0, 0, 123456000, time.UTC)
-		authed := now.Add(-time.Minute)
-		v := &sessionView{ID: str, UserID: &uid, RememberMe: true, CreatedAt: now, LastSeenAt: now.Add(time.Second), AuthenticatedAt: &authed,
-			ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(12 * time.Hour),
-			Device: deviceView{UserAgent: str, Browser: "Firefox", OS: str}, IP: "2001:db8::1", Current: true}
-		for _, profile := range []string{`{"name":"Ada","n":[1,2]}`, "{}", ""} {
-			// A user as the store gives it, in another zone than UTC.
-			u := &account.User{ID: str, Email: str, Profile: []byte(profile), CreatedAt: now.In(time.FixedZone("X", 3600))}
-			want, _ := json.Marshal(map[string]any{"session": v, "user": viewUser(u)})
-			rec := httptest.NewRecorder()
-			writeWhoAmI(rec, v, u)
-			if got := rec.Body.String(); got != string(want)+"\n" {
-				t.Errorf("for %q, profile %q:\n got %s\nwant %s", str, profile, got, want)
+		for _, authed := range []time.Time{{}, now.Add(-time.Minute).In(zone)} {
+			s := &sessiond.Session{ID: str, UserID: "u-1", RememberMe: true, CreatedAt: now, LastSeenAt: now.Add(time.Second).In(zone),
+				AuthenticatedAt: authed, IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(12 * time.Hour),
+				Device: sessiond.Device{UserAgent: str, Browser: "Firefox", OS: str}, IP: "2001:db8::1"}
+			for _, profile := range []string{`{"name":"Ada","n":[1,2]}`, "{}", ""} {
+				// A user as the store gives it, in another zone than UTC.
+				u := &account.User{ID: str, Email: str, Profile: []byte(profile), CreatedAt: now.In(zone)}
+				want, _ := json.Marshal(map[string]any{"session": viewSession(s, true), "user": viewUser(u)})
+				rec := httptest.NewRecorder()
+				writeWhoAmI(rec, s, u)
+				if got := rec.Body.String(); got != string(want)+"\n" {
+					t.Errorf("for %q, profile %q:\n got %s\nwant %s", str, profile, got, want)
+				}
 			}
 		}
-		anon := &sessionView{ID: "x", Anonymous: true}
-		want, _ := json.Marshal(map[string]any{"session": anon, "user": nil})
+		anon := &sessiond.Session{ID: str, CreatedAt: time.Unix(0, 0)}
+		want, _ := json.Marshal(map[string]any{"session": viewSession(anon, true), "user": nil})
 		rec := httptest.NewRecorder()
 		writeWhoAmI(rec, anon, nil)
 		if rec.Body.String() != string(want)+"\n" {

@@ -164,8 +164,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v := viewSession(c.session, true)
-	writeWhoAmI(w, &v, u)
+	writeWhoAmI(w, c.session, u)
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +297,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	// Force Logout: every other session ends, this one survives with a
 	// new token.
-	sess, tok, n, err := s.changeOwnPassword(r, c, req.CurrentPassword, req.NewPassword)
+	sess, tok, n, err := s.changeOwnPassword(r, &c, req.CurrentPassword, req.NewPassword)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -400,7 +399,7 @@ func (s *Server) optionalSession(w http.ResponseWriter, r *http.Request) (*calle
 		}
 		return nil, err
 	}
-	return c, nil
+	return &c, nil
 }
 
 func (s *Server) getData(w http.ResponseWriter, r *http.Request) {

@@ -100,7 +100,7 @@ func (s *Server) reauthenticateHandler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, err := s.reauthenticate(r, c, req.Password)
+	sess, tok, err := s.reauthenticate(r, &c, req.Password)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
