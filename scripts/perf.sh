@@ -185,9 +185,20 @@ end
 LUA
 
 # run_wrk NAME URL TOKENS: wrk -t1 -c32 for $dur seconds; prints the PERF line.
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of process $1
+# run_wrk NAME URL TOKENS [PID]: one wrk run; with PID, the line also gives
+# the server's CPU time per request in microseconds (cpu_us), from /proc.
 run_wrk() {
+  local t0= t1 line
+  [ -n "${4:-}" ] && t0=$(cpu_ticks "$4")
   timeout $((dur + 60)) wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s -s "$work/whoami.lua" "$2" -- "$3" >"$out/wrk-$1.txt" 2>&1
-  grep '^PERF ' "$out/wrk-$1.txt" || { cat "$out/wrk-$1.txt" >&2; return 1; }
+  line=$(grep '^PERF ' "$out/wrk-$1.txt") || { cat "$out/wrk-$1.txt" >&2; return 1; }
+  if [ -n "$t0" ]; then
+    t1=$(cpu_ticks "$4")
+    line="$line cpu_us=$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" -v n="$(field "$line" requests)" 'BEGIN { printf "%.2f", (n > 0 ? (b - a) * 1e6 / hz / n : 0) }')"
+  fi
+  echo "$line"
 }
 field() { sed -n "s/.*[ ]$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
@@ -221,13 +232,13 @@ fi
 round_noop=() round_like=() round_whoami=() round_ratio=()
 for r in $(seq 1 "$rounds"); do
   say "(a) no-op net/http server, ${body_bytes}-byte body: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
-  round_noop+=("$(run_wrk "noop-$r" "$noop_url/v1/session" "$work/tokens-1k.txt")")
+  round_noop+=("$(run_wrk "noop-$r" "$noop_url/v1/session" "$work/tokens-1k.txt" "$noop_pid")")
   echo "  ${round_noop[-1]}" >&2
   say "(a') the no-op with sessiond's headers and timeouts (round $r of $rounds)"
-  round_like+=("$(run_wrk "noop-like-$r" "$like_url/v1/session" "$work/tokens-1k.txt")")
+  round_like+=("$(run_wrk "noop-like-$r" "$like_url/v1/session" "$work/tokens-1k.txt" "$like_pid")")
   echo "  ${round_like[-1]}" >&2
   say "(b) GET /v1/session, 1,000 sessions: wrk -t1 -c$conns -d${dur}s (round $r of $rounds)"
-  round_whoami+=("$(run_wrk "whoami-$r" "http://127.0.0.1:$pub/v1/session" "$work/tokens-1k.txt")")
+  round_whoami+=("$(run_wrk "whoami-$r" "http://127.0.0.1:$pub/v1/session" "$work/tokens-1k.txt" "$sessiond_pid")")
   echo "  ${round_whoami[-1]}" >&2
   round_ratio+=("$(awk -v a="$(field "${round_whoami[-1]}" rps)" -v b="$(field "${round_noop[-1]}" rps)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
 done
@@ -274,6 +285,10 @@ if [ "$big" -gt 0 ]; then
 fi
 
 # ---- summary ----
+median_field() { # median_field NAME LINE...: the median of NAME= over the lines
+  local name=$1; shift
+  for l in "$@"; do field "$l" "$name"; done | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%+.0f%%", (a / b - 1) * 100 }'; }
 n_rps=$(field "$noop" rps); n_p99=$(field "$noop" p99_ms); n_p50=$(field "$noop" p50_ms)
@@ -294,6 +309,10 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
     "$(ratio "$w_rps" "$n_rps")" ">= $target_ratio of the no-op"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    its p99 / the no-op's p99" "" "" "" "" "$(ratio "$w_p99" "$n_p99")" "<= 2.00"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    its req/s / (a')'s" "" "" "" "" "$(ratio "$w_rps" "$(field "$like" rps)")" "what the handler costs"
+  cpu_noop=$(median_field cpu_us "${round_noop[@]}"); cpu_like=$(median_field cpu_us "${round_like[@]}"); cpu_whoami=$(median_field cpu_us "${round_whoami[@]}")
+  printf '    server CPU per request, median of rounds: (a) %s us, (a'"'"') %s us, (b) %s us: the handler %s us, headers and timeouts %s us\n' \
+    "$cpu_noop" "$cpu_like" "$cpu_whoami" "$(awk -v a="$cpu_whoami" -v b="$cpu_like" 'BEGIN { printf "%.2f", a - b }')" \
+    "$(awk -v a="$cpu_like" -v b="$cpu_noop" 'BEGIN { printf "%.2f", a - b }')"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(c) GET /v1/session during a login storm" "$s_rps" "$s_p50" "$s_p99" "$(field "$storm" errors)" \
     "$(ratio "$s_rps" "$w_rps")" "of (b): >= 0.70, p99 < 10 ms ($(pct "$s_rps" "$w_rps") req/s)"
   printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(sessiond bench; p99 with its unit)"
