@@ -267,6 +267,9 @@ func (s *Server) Public() http.Handler {
 	s.mountPages(mux)
 	mux.Handle("/", s.notFound(mux))
 	routed := s.crossOrigin(s.cleanPaths(mux))
+	if whoami == nil {
+		return s.common(routed)
+	}
 	return s.common(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Who-am-I, the request apps send most, goes straight to its
 		// handler: its path is clean and GET is a safe method, so neither
