@@ -4,12 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
-
-	"github.com/sessiond/sessiond"
-	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/memstore"
-	"github.com/sessiond/sessiond/storetest"
 )
 
 // BenchmarkWhoAmI is GET /v1/session through the whole public handler
@@ -17,23 +11,8 @@ import (
 // the client check, JSON), without the network: the response writer keeps
 // nothing, as net/http's keeps nothing between requests.
 func BenchmarkWhoAmI(b *testing.B) {
-	m, _ := sessiond.NewManager(memstore.New(), sessiond.Policy{}, sessiond.WithCache(sessiond.CacheConfig{MaxAge: time.Hour}))
-	a, _ := account.NewService(memstore.NewAccounts(), account.Config{HashParams: storetest.HashParams}, account.WithUserCache(1000, time.Hour))
-	s, err := New(Config{}, Deps{Sessions: m, Accounts: a})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	u, err := a.Register(ctx, "ada@example.com", "analytical engine", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const ua = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
-	_, tok, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, UserAgent: ua, IP: "192.0.2.1"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := s.Public()
+	h, _, tok := signedIn(b, ua)
 	req := httptest.NewRequest("GET", "/v1/session", nil)
 	req.RemoteAddr = "192.0.2.1:40000"
 	req.Header.Set("User-Agent", ua)

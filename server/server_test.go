@@ -18,21 +18,7 @@ import (
 // not take it (an escaped letter) gets the same answer and headers, and
 // what the shortcut must not take is still refused as before.
 func TestWhoAmIShortcutAnswersAsTheMux(t *testing.T) {
-	m, _ := sessiond.NewManager(memstore.New(), sessiond.Policy{}, sessiond.WithCache(sessiond.CacheConfig{MaxAge: time.Hour}))
-	a, _ := account.NewService(memstore.NewAccounts(), account.Config{HashParams: storetest.HashParams})
-	s, err := New(Config{}, Deps{Sessions: m, Accounts: a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := a.Register(t.Context(), "ada@example.com", "analytical engine", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tok, err := m.Create(t.Context(), sessiond.CreateParams{UserID: u.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := s.Public()
+	h, uid, tok := signedIn(t, "")
 	get := func(method, target, token string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, target, nil)
 		if token != "" {
@@ -50,7 +36,7 @@ func TestWhoAmIShortcutAnswersAsTheMux(t *testing.T) {
 	var a1, a2 struct{ Session, User map[string]any }
 	_ = json.Unmarshal(short.Body.Bytes(), &a1)
 	_ = json.Unmarshal(routed.Body.Bytes(), &a2)
-	if a1.Session["id"] != a2.Session["id"] || a1.User["id"] != a2.User["id"] || a1.User["id"] != u.ID {
+	if a1.Session["id"] != a2.Session["id"] || a1.User["id"] != a2.User["id"] || a1.User["id"] != uid {
 		t.Errorf("answers differ:\n%s\n%s", short.Body, routed.Body)
 	}
 	for k := range routed.Header() {
@@ -76,4 +62,31 @@ func TestWhoAmIShortcutAnswersAsTheMux(t *testing.T) {
 			t.Errorf("%s %s: status %d, want %d: %s", c.method, c.target, w.Code, c.status, w.Body)
 		}
 	}
+}
+
+// signedIn is the public handler of a server over in-memory stores with
+// both caches on, and one user signed in from the browser ua at 192.0.2.1.
+func signedIn(tb testing.TB, ua string) (h http.Handler, userID, token string) {
+	tb.Helper()
+	m, err := sessiond.NewManager(memstore.New(), sessiond.Policy{}, sessiond.WithCache(sessiond.CacheConfig{MaxAge: time.Hour}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a, err := account.NewService(memstore.NewAccounts(), account.Config{HashParams: storetest.HashParams}, account.WithUserCache(1000, time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := New(Config{}, Deps{Sessions: m, Accounts: a})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u, err := a.Register(tb.Context(), "ada@example.com", "analytical engine", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, token, err = m.Create(tb.Context(), sessiond.CreateParams{UserID: u.ID, UserAgent: ua, IP: "192.0.2.1"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s.Public(), u.ID, token
 }
