@@ -43,8 +43,11 @@ type Config struct {
 	PasswordMaxBytes int
 
 	// LockoutThreshold is how many consecutive failed password checks lock
-	// an account. Default 5; negative switches lockout off.
+	// an account. Default DefaultLockoutThreshold; negative switches
+	// lockout off, as LockoutOff does.
 	LockoutThreshold int
+	// LockoutOff switches lockout off. Default false.
+	LockoutOff bool
 	// LockoutDuration is how long the first lock lasts; each further lock
 	// before a successful sign-in lasts twice the one before. Default 1m.
 	LockoutDuration time.Duration
@@ -95,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 	setInt(&c.PasswordMinLength, DefaultPasswordMinLength)
 	setInt(&c.PasswordMaxBytes, DefaultPasswordMaxBytes)
 	setInt(&c.LockoutThreshold, DefaultLockoutThreshold)
+	if c.LockoutOff {
+		c.LockoutThreshold = -1
+	}
 	setDur(&c.LockoutDuration, DefaultLockoutDuration)
 	setDur(&c.LockoutMaxDuration, DefaultLockoutMaxDuration)
 	setDur(&c.ResetTokenTTL, DefaultResetTokenTTL)

@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"time"
+
+	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/httperror"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/notify"
 )
 
 func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
@@ -19,23 +19,11 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 		Data       map[string]json.RawMessage `json:"data"`
 		Transport  string                     `json:"transport"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	transport, err := s.checkTransport(req.Transport)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if transport == transportJWTCookie || transport == transportCookie {
-		transport = transportToken // an admin caller is no browser: the token comes in the body
-	}
-	if req.UserID == "" {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `"user_id" is required`))
-		return
-	}
-	u, err := s.accounts.User(r.Context(), req.UserID)
+	transport, err := s.flows.CheckTransport(req.Transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -47,86 +35,42 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 			data[k] = v
 		}
 	}
-	p := sessiond.CreateParams{
-		UserID: u.ID, RememberMe: req.RememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: data,
-		Transport: transport, // token or jwt: never bound to a browser
-	}
-	if transport == transportJWT {
-		p.NewToken = s.newRefreshChain
-	}
-	sess, tok, err := s.sessions.Create(r.Context(), p)
+	in, transport, err := s.flows.AdminCreateSession(r.Context(), s.client(r), flows.AdminSessionParams{
+		UserID: req.UserID, RememberMe: req.RememberMe, Data: data, Transport: transport})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.metrics.created.WithLabelValues("user").Inc()
-	s.log.InfoContext(r.Context(), "session created by admin", "user_id", u.ID, "session_id", sess.ID)
-	if transport == transportJWT {
-		s.answerJWT(w, r, sess, tok, nil, transportJWT, nil, http.StatusCreated)
+	if transport == sessiond.TransportJWT {
+		s.answerJWT(w, r, in.Session, in.Token, nil, transport, nil, http.StatusCreated)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"session": viewSession(sess, false), "token": tok})
+	writeJSON(w, http.StatusCreated, map[string]any{"session": viewSession(in.Session, false), "token": in.Token})
 }
 
 func (s *Server) adminValidate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Token string `json:"token"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, err := s.sessions.Validate(r.Context(), req.Token)
-	if err != nil {
-		s.countRejection(err)
-		if sessiond.IsRejection(err) {
-			writeJSON(w, http.StatusOK, map[string]bool{"active": false})
-			return
-		}
+	active, sess, u, err := s.flows.Introspect(r.Context(), req.Token)
+	switch {
+	case err != nil:
 		s.writeError(w, r, err)
-		return
+	case !active:
+		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"active": true, "session": viewSession(sess, false), "user": viewUser(u)})
 	}
-	var user *userView
-	if !sess.Anonymous() {
-		u, err := s.accounts.User(r.Context(), sess.UserID)
-		switch {
-		case errors.Is(err, account.ErrUserNotFound):
-			writeJSON(w, http.StatusOK, map[string]bool{"active": false})
-			return
-		case err != nil:
-			s.writeError(w, r, err)
-			return
-		}
-		user = viewUser(u)
-	}
-	s.metrics.validated.Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"active": true, "session": viewSession(sess, false), "user": user})
 }
 
 func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
-	// The session's user, for the audit trail; a session that is not
-	// active fails the Revoke below just the same.
-	var userID string
-	sess, err := s.sessions.Get(r.Context(), r.PathValue("id"), "")
-	if err == nil {
-		userID = sess.UserID
-	}
-	if err := s.sessions.Revoke(r.Context(), r.PathValue("id"), sessiond.ReasonAdmin); err != nil {
-		if errors.Is(err, sessiond.ErrNotFound) {
-			err = errNotFound
-		}
+	if err := s.flows.AdminRevokeSession(r.Context(), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Inc()
-	s.log.InfoContext(r.Context(), "session revoked by admin", "session_id", r.PathValue("id"))
-	s.audit.Record(r.Context(), userID, audit.SessionRevokedByAdmin, r.PathValue("id"), nil)
-	if userID != "" {
-		s.notifyUser(r.Context(), userID, notify.TypeSessionRevokedByAdmin, map[string]any{
-			"scope": "session", "sessions_ended": 1, "session_id": sess.ID,
-			"session_browser": sess.Device.Browser, "session_os": sess.Device.OS,
-			"revoked_at": rfc3339(s.sessions.Now()),
-		})
 	}
 	noContent(w)
 }
@@ -134,7 +78,7 @@ func (s *Server) adminRevokeSession(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminFindUser(w http.ResponseWriter, r *http.Request) {
 	email := r.URL.Query().Get("email")
 	if email == "" {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", "the email query parameter is required"))
+		s.writeError(w, r, httperror.InvalidField("the email query parameter is required"))
 		return
 	}
 	u, err := s.accounts.UserByEmail(r.Context(), email)
@@ -162,13 +106,10 @@ func (s *Server) adminGetUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.accounts.DeleteByAdmin(r.Context(), id); err != nil {
+	if err := s.flows.AdminDeleteUser(r.Context(), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.endAllSessions(r, id, "", sessiond.ReasonUserDeleted)
-	s.log.InfoContext(r.Context(), "user deleted by admin", "user_id", id)
 	noContent(w)
 }
 
@@ -187,23 +128,10 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminRevokeUserSessions(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.accounts.User(r.Context(), id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	n, err := s.sessions.RevokeUser(r.Context(), id, "", sessiond.ReasonAdmin)
+	n, err := s.flows.AdminRevokeUser(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	s.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Add(float64(n))
-	s.log.InfoContext(r.Context(), "user's sessions revoked by admin", "user_id", id, "revoked", n)
-	s.audit.Record(r.Context(), id, audit.SessionsRevokedByAdmin, "", map[string]any{"sessions_ended": n})
-	if n > 0 {
-		s.notifyUser(r.Context(), id, notify.TypeSessionRevokedByAdmin, map[string]any{
-			"scope": "all", "sessions_ended": n, "revoked_at": rfc3339(s.sessions.Now()),
-		})
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
@@ -214,5 +142,5 @@ func (s *Server) adminIssueReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": expires.UTC().Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "expires_at": rfc3339(expires)})
 }

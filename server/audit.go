@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sessiond/sessiond/httperror"
+
 	"github.com/sessiond/sessiond/audit"
 )
 
@@ -35,8 +37,8 @@ func viewEvent(e audit.Event) eventView {
 // The trail outlives the account, so an unknown or deleted user is not a
 // 404: their events, if any are left, are listed.
 func (s *Server) adminListEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.audit.Enabled() {
-		s.writeError(w, r, errorf(http.StatusNotFound, "audit_disabled", "no audit trail is kept"))
+	if s.audit == nil {
+		s.writeError(w, r, httperror.AuditDisabled)
 		return
 	}
 	f, err := parseEventFilter(r)
@@ -44,7 +46,7 @@ func (s *Server) adminListEvents(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	events, err := s.audit.Store.List(r.Context(), r.PathValue("id"), f)
+	events, err := s.audit.List(r.Context(), r.PathValue("id"), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -68,7 +70,7 @@ func parseEventFilter(r *http.Request) (audit.Filter, error) {
 				continue
 			}
 			if !audit.KnownType(t) {
-				return f, errorf(http.StatusBadRequest, "invalid_field", "unknown event type "+strconv.Quote(t))
+				return f, httperror.InvalidField("unknown event type " + strconv.Quote(t))
 			}
 			f.Types = append(f.Types, t)
 		}
@@ -80,7 +82,7 @@ func parseEventFilter(r *http.Request) (audit.Filter, error) {
 		if v := q.Get(p.name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return f, errorf(http.StatusBadRequest, "invalid_field", p.name+" must be an RFC 3339 time")
+				return f, httperror.InvalidField(p.name + " must be an RFC 3339 time")
 			}
 			*p.dst = t
 		}
@@ -88,7 +90,7 @@ func parseEventFilter(r *http.Request) (audit.Filter, error) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > audit.MaxLimit {
-			return f, errorf(http.StatusBadRequest, "invalid_field", "limit must be a whole number from 1 to "+strconv.Itoa(audit.MaxLimit))
+			return f, httperror.InvalidField("limit must be a whole number from 1 to " + strconv.Itoa(audit.MaxLimit))
 		}
 		f.Limit = n
 	}

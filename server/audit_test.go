@@ -41,7 +41,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{AdminKey: testAdminKey}, Deps{Sessions: m, Accounts: a, Audit: events,
+	s, err := newServerWith(Config{AdminKey: testAdminKey}, testDeps{Sessions: m, Accounts: a, Audit: events,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

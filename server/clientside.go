@@ -10,63 +10,12 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/flows"
 )
 
-// ClientSide configures client-side sessions: short-lived signed access
-// tokens that other services verify against the JWKS, renewed through a
-// rotating refresh token. The server-side session stays the source of
-// truth: a refresh succeeds only while it is active.
-type ClientSide struct {
-	// Keys are the signing keys (shared through the database).
-	Keys *accesstoken.Keyring
-	// Issuer names and times the tokens (iss, aud, TTL).
-	Issuer accesstoken.Issuer
-	// Chain derives refresh tokens.
-	Chain *accesstoken.Chain
-	// RefreshGrace is how long after a refresh its predecessor may be
-	// presented again by an honest racing client and get the same answer.
-	// Default 10s.
-	RefreshGrace time.Duration
-	// Skew is the clock skew allowed when checking tokens. Default 30s.
-	Skew time.Duration
-	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 60s.
-	JWKSMaxAge time.Duration
-	// MaxChainSteps bounds the search for an earlier link of a refresh
-	// chain. Default 10000.
-	MaxChainSteps int
-}
-
-func (cs *ClientSide) withDefaults() *ClientSide {
-	c := *cs
-	if c.RefreshGrace <= 0 {
-		c.RefreshGrace = 10 * time.Second
-	}
-	if c.Skew <= 0 {
-		c.Skew = 30 * time.Second
-	}
-	if c.JWKSMaxAge <= 0 {
-		c.JWKSMaxAge = time.Minute
-	}
-	if c.MaxChainSteps <= 0 {
-		c.MaxChainSteps = 10000
-	}
-	if c.Issuer.TTL <= 0 {
-		c.Issuer.TTL = 5 * time.Minute
-	}
-	return &c
-}
-
-// Transports of client-side sessions.
-const (
-	transportJWT       = "jwt"        // access and refresh token in the body
-	transportJWTCookie = "jwt_cookie" // the same pair in HttpOnly cookies
-)
-
-func isJWTTransport(t string) bool { return t == transportJWT || t == transportJWTCookie }
-
-var errNoClientSide = errorf(http.StatusBadRequest, "jwt_unavailable",
-	"client-side sessions are not configured on this server (no key-encryption key)")
+// Client-side sessions (flows.ClientSide) over HTTP: the access and
+// refresh tokens in the body (transport "jwt") or in cookies
+// ("jwt_cookie"), the refresh and revoke endpoints, and the JWKS.
 
 // cookie names of the client-side pair: the access token goes to every
 // path; the refresh token only to the refresh endpoint.
@@ -88,38 +37,29 @@ func (s *Server) refreshCookieName() string {
 // /v1/token/refresh and /v1/token/revoke, never to the rest of the API.
 const refreshCookiePath = "/v1/token/"
 
-// newRefreshChain is the CreateParams.NewToken of a client-side session.
-func (s *Server) newRefreshChain(id string) (string, error) {
-	return s.clientSide.Chain.First(id, nil)
-}
-
 // answerJWT answers with a client-side session: a new access token for
 // sess, and its refresh token, in the body or in cookies.
 // extra are further key, value pairs of the body.
 func (s *Server) answerJWT(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, refresh string, u *account.User, transport string, amr []string, status int, extra ...any) {
-	cs := s.clientSide
 	now := s.sessions.Now()
-	access, claims, err := cs.Issuer.Issue(cs.Keys.Ring(), accesstoken.Params{
-		UserID: sess.UserID, SessionID: sess.ID, RememberMe: sess.RememberMe, AMR: amr}, now)
+	access, err := s.flows.IssueAccessToken(sess, amr)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	expiresIn := int(claims.Expiry.Time().Sub(now) / time.Second)
+	expiresIn := int(access.ExpiresAt.Sub(now) / time.Second)
 	body := map[string]any{"token_type": "Bearer", "expires_in": expiresIn}
 	for i := 0; i+1 < len(extra); i += 2 {
 		body[extra[i].(string)] = extra[i+1]
 	}
-	if sess != nil {
-		body["session"] = viewSession(sess, true)
-	}
+	body["session"] = viewSession(sess, true)
 	if u != nil {
 		body["user"] = viewUser(u)
 	}
-	if transport == transportJWTCookie {
-		s.setClientCookies(w, sess, access, refresh, now)
+	if transport == sessiond.TransportJWTCookie {
+		s.setClientCookies(w, sess, access.Token, refresh, now)
 	} else {
-		body["access_token"] = access
+		body["access_token"] = access.Token
 		body["refresh_token"] = refresh
 	}
 	if _, fromCookie := s.requestToken(r); fromCookie {
@@ -131,7 +71,7 @@ func (s *Server) answerJWT(w http.ResponseWriter, r *http.Request, sess *session
 func (s *Server) setClientCookies(w http.ResponseWriter, sess *sessiond.Session, access, refresh string, now time.Time) {
 	c := s.cfg.Cookie
 	http.SetCookie(w, &http.Cookie{Name: s.accessCookieName(), Value: access, Path: "/", Secure: !c.Insecure,
-		HttpOnly: true, SameSite: c.SameSite, MaxAge: int(s.clientSide.Issuer.TTL / time.Second)})
+		HttpOnly: true, SameSite: c.SameSite, MaxAge: int(s.flows.AccessTokenTTL() / time.Second)})
 	rc := &http.Cookie{Name: s.refreshCookieName(), Value: refresh, Path: refreshCookiePath, Secure: !c.Insecure,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode}
 	if sess.RememberMe {
@@ -148,12 +88,7 @@ func (s *Server) clearClientCookies(w http.ResponseWriter) {
 
 // jwks serves the public keys that may verify a live token.
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
-	var keys []*accesstoken.Key
-	maxAge := time.Minute
-	if cs := s.clientSide; cs != nil {
-		keys = cs.Keys.Ring().Published(time.Now(), cs.Issuer.TTL, cs.Skew)
-		maxAge = cs.JWKSMaxAge
-	}
+	keys, maxAge := s.flows.PublishedKeys()
 	doc, err := accesstoken.JWKS(keys)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -165,122 +100,37 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(append(doc, '\n'))
 }
 
-var (
-	errInvalidRefresh = errorf(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is invalid, expired or its session ended")
-	errRefreshReused  = errorf(http.StatusUnauthorized, "refresh_token_reused",
-		"this refresh token was already used; the session has been ended")
-)
-
 // refresh renews a client-side session: a new access token and the next
-// refresh token; the presented one stops working. See accesstoken.Chain
-// for the reuse rule and the grace window.
+// refresh token; the presented one stops working.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
-	cs := s.clientSide
-	if cs == nil {
-		s.writeError(w, r, errNoClientSide)
+	if !s.flows.ClientSideOn() {
+		s.writeError(w, r, flows.ErrClientSideOff)
 		return
 	}
 	var req struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	if err := s.decode(w, r, &req, true); err != nil {
+	if err := s.decode(w, r, &req, bodyOptional); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	transport := transportJWT
+	transport := sessiond.TransportJWT
 	tok := req.RefreshToken
 	if tok == "" {
 		if c, err := r.Cookie(s.refreshCookieName()); err == nil {
-			tok, transport = c.Value, transportJWTCookie
+			tok, transport = c.Value, sessiond.TransportJWTCookie
 		}
 	}
-	sess, next, err := s.renewChain(r, tok)
+	ref, err := s.flows.Refresh(r.Context(), s.client(r), tok)
 	if err != nil {
-		if transport == transportJWTCookie && (errors.Is(err, errInvalidRefresh) || errors.Is(err, errRefreshReused)) {
+		if transport == sessiond.TransportJWTCookie &&
+			(errors.Is(err, flows.ErrInvalidRefreshToken) || errors.Is(err, flows.ErrRefreshTokenReused)) {
 			s.clearClientCookies(w)
 		}
 		s.writeError(w, r, err)
 		return
 	}
-	u, err := s.accounts.User(r.Context(), sess.UserID)
-	if err != nil {
-		if errors.Is(err, account.ErrUserNotFound) {
-			err = errInvalidRefresh
-		}
-		s.writeError(w, r, err)
-		return
-	}
-	s.answerJWT(w, r, sess, next, u, transport, nil, http.StatusOK)
-}
-
-// renewChain applies the refresh rule to tok and returns the session and
-// the refresh token to hand out.
-func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, string, error) {
-	cs := s.clientSide
-	id, err := accesstoken.RefreshSessionID(tok)
-	if err != nil {
-		s.metrics.rejected.WithLabelValues("malformed").Inc()
-		return nil, "", errInvalidRefresh
-	}
-	for attempt := 0; attempt < 3; attempt++ {
-		sess, err := s.sessions.Get(r.Context(), id, "")
-		if err != nil {
-			if sessiond.IsRejection(err) {
-				s.countRejection(err)
-				return nil, "", errInvalidRefresh
-			}
-			return nil, "", err
-		}
-		steps, ok := cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps)
-		if ok && steps <= 1 {
-			// A genuine link: the hijack rule of a browser's session
-			// (jwt_cookie) holds at the refresh as everywhere.
-			if err := s.checkClient(r, sess); err != nil {
-				s.countRejection(err)
-				return nil, "", errInvalidRefresh
-			}
-		}
-		switch {
-		case !ok:
-			s.metrics.rejected.WithLabelValues("unknown").Inc()
-			return nil, "", errInvalidRefresh
-		case steps == 0:
-			next, err := cs.Chain.Next(tok)
-			if err != nil {
-				return nil, "", err
-			}
-			renewed, err := s.sessions.Renew(r.Context(), sess, next)
-			if errors.Is(err, sessiond.ErrNotFound) {
-				continue // a racing refresh won; look again (grace window)
-			}
-			if err != nil {
-				if sessiond.IsRejection(err) {
-					return nil, "", errInvalidRefresh
-				}
-				return nil, "", err
-			}
-			s.metrics.validated.Inc()
-			return renewed, next, nil
-		case steps == 1 && s.sessions.Now().Sub(sess.LastSeenAt) < cs.RefreshGrace:
-			// An honest race: the same answer as the refresh that won.
-			next, err := cs.Chain.Next(tok)
-			if err != nil {
-				return nil, "", err
-			}
-			return sess, next, nil
-		default:
-			// A used token, again: two parties hold this chain.
-			if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonRefreshReuse); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
-				return nil, "", err
-			}
-			s.metrics.revoked.WithLabelValues(sessiond.ReasonRefreshReuse).Inc()
-			s.log.WarnContext(r.Context(), "refresh token reused: session revoked", "user_id", sess.UserID,
-				"session_id", sess.ID, "steps_behind", steps, "ip", s.clientIP(r))
-			s.audit.Record(s.auditContext(r), sess.UserID, audit.RefreshTokenReused, sess.ID, map[string]any{"steps_behind": steps})
-			return nil, "", errRefreshReused
-		}
-	}
-	return nil, "", errInvalidRefresh
+	s.answerJWT(w, r, ref.Session, ref.RefreshToken, ref.User, transport, nil, http.StatusOK)
 }
 
 // jwtTransportOf tells how a client-side caller holds its tokens: in
@@ -288,10 +138,10 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 func (s *Server) jwtTransportOf(r *http.Request) string {
 	if r.Header.Get("Authorization") == "" {
 		if _, err := r.Cookie(s.accessCookieName()); err == nil {
-			return transportJWTCookie
+			return sessiond.TransportJWTCookie
 		}
 	}
-	return transportJWT
+	return sessiond.TransportJWT
 }
 
 // revokeToken ends the session behind a refresh token (RFC 7009 style):
@@ -302,7 +152,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		RefreshToken string `json:"refresh_token"`
 	}
-	if err := s.decode(w, r, &req, true); err != nil {
+	if err := s.decode(w, r, &req, bodyOptional); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -310,46 +160,12 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(s.refreshCookieName()); err == nil && tok == "" {
 		tok = c.Value
 	}
-	if s.clientSide != nil {
+	if s.flows.ClientSideOn() {
 		s.clearClientCookies(w)
-		if id, err := accesstoken.RefreshSessionID(tok); err == nil {
-			sess, err := s.sessions.Get(r.Context(), id, "")
-			switch {
-			case err == nil:
-				if _, ok := s.clientSide.Chain.Steps(tok, sess.TokenHash, s.clientSide.MaxChainSteps); ok {
-					if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
-						s.writeError(w, r, err)
-						return
-					}
-					s.metrics.revoked.WithLabelValues(sessiond.ReasonLogout).Inc()
-					s.audit.Record(s.auditContext(r), sess.UserID, audit.SignedOut, sess.ID, nil)
-				}
-			case !sessiond.IsRejection(err):
-				s.writeError(w, r, err)
-				return
-			}
+		if err := s.flows.RevokeRefreshToken(r.Context(), s.client(r), tok); err != nil {
+			s.writeError(w, r, err)
+			return
 		}
 	}
 	noContent(w)
-}
-
-// looksLikeJWT tells an access token from a session token without parsing.
-func looksLikeJWT(tok string) bool {
-	return strings.HasPrefix(tok, "eyJ") && strings.Count(tok, ".") == 2
-}
-
-// authenticateJWT checks an access token presented to sessiond's own API.
-// Unlike other services, sessiond also checks that the session behind it
-// is still active: here the source of truth is at hand.
-func (s *Server) authenticateJWT(r *http.Request, tok string) (*sessiond.Session, error) {
-	cs := s.clientSide
-	if cs == nil {
-		return nil, sessiond.ErrMalformedToken
-	}
-	c, err := accesstoken.Verify(tok, cs.Keys.Ring().PublicKey,
-		accesstoken.Expected{Issuer: cs.Issuer.Name, Leeway: cs.Skew}, time.Now())
-	if err != nil {
-		return nil, sessiond.ErrNotFound
-	}
-	return s.sessions.Get(r.Context(), c.SessionID, c.Subject)
 }

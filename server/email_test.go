@@ -10,11 +10,12 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/flows"
 	"github.com/sessiond/sessiond/notify"
 )
 
 func TestEmailChange(t *testing.T) {
-	e := newHijackEnv(t, Config{PublicURL: "https://login.example.com"})
+	e := newHijackEnv(t, flows.Config{PublicURL: "https://login.example.com"})
 	const pw = "correct horse battery"
 	u, err := e.users.Register(t.Context(), "ada@example.com", pw, nil)
 	if err != nil {

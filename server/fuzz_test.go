@@ -17,6 +17,7 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/flows"
 	"github.com/sessiond/sessiond/memstore"
 )
 
@@ -68,8 +69,8 @@ func newWorld(t testing.TB, log *slog.Logger) *fuzzWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &ClientSide{Keys: ring, Chain: chain, Issuer: accesstoken.Issuer{Name: "sessiond"}}
-	s, err := New(Config{AdminKey: fuzzAdminKey}, Deps{Sessions: m, Accounts: a, ClientSide: cs,
+	cs := &flows.ClientSide{Keys: ring, Chain: chain, Issuer: accesstoken.Issuer{Name: "sessiond"}}
+	s, err := newServerWith(Config{AdminKey: fuzzAdminKey}, testDeps{Sessions: m, Accounts: a, ClientSide: cs,
 		Audit: memstore.NewAudit(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func newWorld(t testing.TB, log *slog.Logger) *fuzzWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsess, refresh, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, Authenticated: true, NewToken: s.newRefreshChain})
+	jsess, refresh, err := m.Create(ctx, sessiond.CreateParams{UserID: u.ID, Authenticated: true, NewToken: func(id string) (string, error) { return chain.First(id, nil) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,33 +9,43 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/sessiond/sessiond/httperror"
+)
+
+// bodyRule says whether a route's JSON body may be left out.
+type bodyRule bool
+
+const (
+	bodyRequired bodyRule = false // an empty body is invalid_json
+	bodyOptional bodyRule = true  // an empty body leaves v as it is
 )
 
 // decode reads a JSON object body into v strictly: the right content type,
 // at most the configured size, no unknown fields, right types, one value.
-// With optional true an empty body leaves v as it is.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, rule bodyRule) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
+		if rule == bodyOptional {
 			return nil
 		}
-		return errorf(http.StatusBadRequest, "invalid_json", "a JSON body is required")
+		return httperror.InvalidJSON("a JSON body is required")
 	}
 	if err := checkJSONType(r); err != nil {
 		return err
 	}
 	if !utf8.Valid(body) {
-		return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8")
+		return httperror.InvalidJSON("the body is not valid UTF-8")
 	}
 	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
 		// Decoding null into a struct is a no-op, which would make it an
 		// empty request (a sign-in with no password, say).
-		return errorf(http.StatusBadRequest, "invalid_json", "the body must be a JSON object")
+		return httperror.InvalidJSON("the body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -43,10 +53,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, optional 
 		return jsonError(err)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+		return httperror.InvalidJSON("the body holds more than one JSON value")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "invalid_json", "unexpected data after the JSON value")
+		return httperror.InvalidJSON("unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -60,10 +70,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("the body is over %d bytes", s.cfg.MaxBodyBytes))
+		return nil, httperror.BodyTooLarge(s.cfg.MaxBodyBytes)
 	case err != nil:
-		return nil, errorf(http.StatusBadRequest, "invalid_body", "the body could not be read")
+		return nil, httperror.InvalidBody
 	}
 	return body, nil
 }
@@ -72,7 +81,7 @@ func checkJSONType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+		return httperror.UnsupportedMedia
 	}
 	return nil
 }
@@ -84,17 +93,17 @@ func jsonError(err error) error {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+		return httperror.InvalidJSON("the body is not valid JSON")
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
-			return errorf(http.StatusBadRequest, "invalid_json", "the body must be a JSON object")
+			return httperror.InvalidJSON("the body must be a JSON object")
 		}
-		return errorf(http.StatusBadRequest, "invalid_field", fmt.Sprintf("field %q has the wrong type", field))
+		return httperror.InvalidField(fmt.Sprintf("field %q has the wrong type", field))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errorf(http.StatusBadRequest, "unknown_field", strings.TrimPrefix(err.Error(), "json: "))
+		return httperror.UnknownField(strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return errorf(http.StatusBadRequest, "invalid_json", "the body is not valid JSON")
+	return httperror.InvalidJSON("the body is not valid JSON")
 }
 
 // writeJSON answers with v as JSON. Every API answer carries user or
@@ -113,6 +122,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
+
+// rfc3339 formats t for an answer.
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func noContent(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")

@@ -11,27 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics are sessiond's Prometheus series, all prefixed sessiond_.
+// metrics are the HTTP layer's Prometheus series, all prefixed sessiond_;
+// the flows bring their own (flows.Flows.Collectors).
 type metrics struct {
-	reg           *prometheus.Registry
-	created       *prometheus.CounterVec // kind: user, anonymous
-	validated     prometheus.Counter
-	rejected      *prometheus.CounterVec // reason: malformed, unknown, expired, revoked, anonymous, unavailable
-	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
-	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
-	lockouts      prometheus.Counter
-	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
-	reauth        *prometheus.CounterVec // outcome: ok, failed, required (a sensitive action refused)
-	hijacks       prometheus.Counter
-	ipChanges     prometheus.Counter
-	notifications *prometheus.CounterVec // type, outcome: sent, failed
-	duration      *prometheus.HistogramVec
+	reg      *prometheus.Registry
+	duration *prometheus.HistogramVec
 }
 
-// newRegistry returns a registry with the Go runtime and process
+// NewRegistry returns a registry with the Go runtime and process
 // collectors, renamed into the sessiond_ namespace (sessiond_go_goroutines,
 // sessiond_process_resident_memory_bytes) so every series has the prefix.
-func newRegistry() *prometheus.Registry {
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	prometheus.WrapRegistererWithPrefix("sessiond_", reg).MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -41,34 +31,12 @@ func newRegistry() *prometheus.Registry {
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		reg: reg,
-		created: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_created_total",
-			Help: "Sessions created, by kind (user or anonymous)."}, []string{"kind"}),
-		validated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_sessions_validated_total",
-			Help: "Successful session validations (who-am-I and admin validate)."}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_rejected_total",
-			Help: "Tokens refused, by reason."}, []string{"reason"}),
-		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_sessions_revoked_total",
-			Help: "Sessions ended, by reason."}, []string{"reason"}),
-		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_login_failures_total",
-			Help: "Failed sign-ins, by reason."}, []string{"reason"}),
-		lockouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_lockouts_total",
-			Help: "Accounts locked after too many failed sign-ins."}),
-		resets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_password_reset_requests_total",
-			Help: "Password-reset requests, by outcome."}, []string{"outcome"}),
-		reauth: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_reauthentications_total",
-			Help: "Reauthentications by outcome (ok, failed), and sensitive actions refused for want of one (required)."}, []string{"outcome"}),
-		hijacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_hijack_suspected_total",
-			Help: "Browser sessions revoked because their token came from another browser or OS family."}),
-		ipChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "sessiond_session_ip_changes_total",
-			Help: "Sessions seen from a new client address (recorded as ip_changed events)."}),
-		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_notifications_total",
-			Help: "Security notifications handed to the notifier, by type and outcome."}, []string{"type", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sessiond_http_request_duration_seconds",
 			Help:    "HTTP request latency by route and status code.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}},
 			[]string{"route", "code"}),
 	}
-	reg.MustRegister(m.created, m.validated, m.rejected, m.revoked, m.loginFailures, m.lockouts, m.resets, m.reauth, m.hijacks, m.ipChanges, m.notifications, m.duration)
+	reg.MustRegister(m.duration)
 	return m
 }
 

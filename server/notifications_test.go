@@ -32,13 +32,13 @@ func newNotifyEnv(t *testing.T, n notify.Notifier) *hijackEnv {
 		HashParams:       account.HashParams{Memory: 64, Time: 1, Parallelism: 1},
 	}, account.WithLockObserver(func(ctx context.Context, userID string, until time.Time) {
 		rec.LockObserver()(ctx, userID, until)
-		srv.AccountLocked(ctx, userID, until)
+		srv.flows.AccountLocked(ctx, userID, until)
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	notes, _ := n.(*memNotifier)
-	srv, err = New(Config{AdminKey: testAdminKey}, Deps{Sessions: m, Accounts: a, Audit: events, Notifier: n,
+	srv, err = newServerWith(Config{AdminKey: testAdminKey}, testDeps{Sessions: m, Accounts: a, Audit: events, Notifier: n,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ func newTestServer(t *testing.T) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{}, Deps{Sessions: m, Accounts: a})
+	s, err := newServerWith(Config{}, testDeps{Sessions: m, Accounts: a})
 	if err != nil {
 		t.Fatal(err)
 	}

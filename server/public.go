@@ -2,38 +2,16 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"time"
 	"unicode/utf8"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
-	"github.com/sessiond/sessiond/notify"
+	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/httperror"
 )
-
-// Transports of a new session's token.
-const (
-	transportCookie = "cookie" // Set-Cookie, the default
-	transportToken  = "token"  // "token" in the body, no cookie
-)
-
-func (s *Server) checkTransport(t string) (string, error) {
-	switch t {
-	case "", transportCookie:
-		return transportCookie, nil
-	case transportToken:
-		return t, nil
-	case transportJWT, transportJWTCookie:
-		if s.clientSide == nil {
-			return "", errNoClientSide
-		}
-		return t, nil
-	}
-	return "", errorf(http.StatusBadRequest, "invalid_field", `transport must be "cookie", "token", "jwt" or "jwt_cookie"`)
-}
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -41,7 +19,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		Password string          `json:"password"`
 		Profile  json.RawMessage `json:"profile"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -68,53 +46,39 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		RememberMe bool   `json:"remember_me"`
 		Transport  string `json:"transport"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	transport, err := s.checkTransport(req.Transport)
+	transport, err := s.flows.CheckTransport(req.Transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, u, err := s.signIn(r, req.Email, req.Password, req.RememberMe, transport)
+	old, _ := s.requestToken(r)
+	in, err := s.flows.SignIn(r.Context(), s.client(r), flows.SignInParams{
+		Email: req.Email, Password: req.Password, RememberMe: req.RememberMe, Transport: transport, Replace: old})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.answerSession(w, r, sess, tok, u, transport, http.StatusOK)
-}
-
-// loginFailed counts a failed sign-in against the client's address.
-func (s *Server) loginFailed(r *http.Request, ip string, err error) {
-	var locked *account.LockedError
-	switch {
-	case errors.As(err, &locked):
-		s.metrics.loginFailures.WithLabelValues("locked").Inc()
-	case errors.Is(err, account.ErrInvalidCredentials):
-		s.metrics.loginFailures.WithLabelValues("invalid_credentials").Inc()
-	default:
-		return // a store failure is not the client's
-	}
-	if s.loginLimiter != nil {
-		s.loginLimiter.take(ipKey(ip), time.Now())
-	}
+	s.answerSession(w, r, in, transport, http.StatusOK)
 }
 
 // answerSession answers with a new session through the chosen transport.
-func (s *Server) answerSession(w http.ResponseWriter, r *http.Request, sess *sessiond.Session, tok string, u *account.User, transport string, status int) {
-	if isJWTTransport(transport) {
-		s.answerJWT(w, r, sess, tok, u, transport, []string{"pwd"}, status)
+func (s *Server) answerSession(w http.ResponseWriter, r *http.Request, in *flows.SignedIn, transport string, status int) {
+	if flows.IsClientSide(transport) {
+		s.answerJWT(w, r, in.Session, in.Token, in.User, transport, []string{"pwd"}, status)
 		return
 	}
-	body := map[string]any{"session": viewSession(sess, true), "user": viewUser(u)}
-	if transport == transportToken {
-		body["token"] = tok
+	body := map[string]any{"session": viewSession(in.Session, true), "user": viewUser(in.User)}
+	if transport == sessiond.TransportToken {
+		body["token"] = in.Token
 		if _, fromCookie := s.requestToken(r); fromCookie {
 			s.cfg.Cookie.Clear(w) // the replaced session's cookie is dead
 		}
 	} else {
-		s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+		s.cfg.Cookie.Set(w, in.Token, in.Session, s.sessions.Now())
 	}
 	writeJSON(w, status, body)
 }
@@ -123,27 +87,24 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Scope string `json:"scope"`
 	}
-	if err := s.decode(w, r, &req, true); err != nil {
+	if err := s.decode(w, r, &req, bodyOptional); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if req.Scope != "" && req.Scope != "current" && req.Scope != "all" {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `scope must be "current" or "all"`))
+		s.writeError(w, r, httperror.InvalidField(`scope must be "current" or "all"`))
 		return
 	}
-	tok, _ := s.requestToken(r)
+	tok, _ := s.presentedToken(r)
 	clearClient := false
-	if s.clientSide != nil {
-		if c, err := r.Cookie(s.accessCookieName()); err == nil && tok == "" {
-			tok = c.Value
-		}
+	if s.flows.ClientSideOn() {
 		_, err := r.Cookie(s.refreshCookieName())
-		clearClient = err == nil || looksLikeJWT(tok)
+		clearClient = err == nil || flows.LooksLikeJWT(tok)
 	}
 	// Signing out everywhere may be refused (reauthentication required):
 	// then nothing ended and the cookies stay.
-	err := s.signOut(r, tok, req.Scope == "all")
-	if errors.Is(err, ErrReauthenticationRequired) {
+	err := s.flows.SignOut(r.Context(), s.client(r), tok, req.Scope == "all")
+	if errors.Is(err, flows.ErrReauthenticationRequired) {
 		s.writeError(w, r, err)
 		return
 	}
@@ -164,7 +125,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeWhoAmI(w, c.session, u)
+	writeWhoAmI(w, c.Session, u)
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
@@ -173,12 +134,12 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	list, err := s.sessions.List(r.Context(), c.session.UserID)
+	list, err := s.sessions.List(r.Context(), c.Session.UserID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": viewSessions(list, c.session.ID)})
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": viewSessions(list, c.Session.ID)})
 }
 
 func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) {
@@ -189,11 +150,11 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	// Another user's session, or none: the same 404.
-	if err := s.revokeOwn(r, c.session, id); err != nil {
+	if err := s.flows.RevokeSession(r.Context(), s.client(r), c.Session, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if id == c.session.ID && c.fromCookie {
+	if id == c.Session.ID && c.fromCookie {
 		s.cfg.Cookie.Clear(w)
 	}
 	noContent(w)
@@ -205,7 +166,7 @@ func (s *Server) revokeOthers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	n, err := s.revokeOtherSessions(r, c.session)
+	n, err := s.flows.RevokeOthers(r.Context(), s.client(r), c.Session)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -231,15 +192,15 @@ func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Profile map[string]json.RawMessage `json:"profile"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if req.Profile == nil {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `"profile" must be a JSON object`))
+		s.writeError(w, r, httperror.InvalidField(`"profile" must be a JSON object`))
 		return
 	}
-	u, err := s.accounts.UpdateProfile(r.Context(), c.session.UserID, req.Profile)
+	u, err := s.accounts.UpdateProfile(r.Context(), c.Session.UserID, req.Profile)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -256,29 +217,16 @@ func (s *Server) deleteProfile(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Password string `json:"password"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.deleteAccount(r, c.session, req.Password); err != nil {
+	if err := s.flows.DeleteAccount(r.Context(), s.client(r), c.Session, req.Password); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.cfg.Cookie.Clear(w)
 	noContent(w)
-}
-
-// endAllSessions ends a user's sessions after a change that already
-// happened (account deleted, password set); a failure is logged, since
-// the answer cannot undo the change.
-func (s *Server) endAllSessions(r *http.Request, userID, exceptID, reason string) (int, error) {
-	n, err := s.sessions.RevokeUser(r.Context(), userID, exceptID, reason)
-	if err != nil {
-		s.log.ErrorContext(r.Context(), "ending sessions failed", "user_id", userID, "reason", reason, "err", err)
-		return n, err
-	}
-	s.metrics.revoked.WithLabelValues(reason).Add(float64(n))
-	return n, nil
 }
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
@@ -291,26 +239,41 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 		CurrentPassword string `json:"current_password"`
 		NewPassword     string `json:"new_password"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	// Force Logout: every other session ends, this one survives with a
 	// new token.
-	sess, tok, n, err := s.changeOwnPassword(r, &c, req.CurrentPassword, req.NewPassword)
+	rot, err := s.flows.ChangePassword(r.Context(), s.client(r), c.Caller, req.CurrentPassword, req.NewPassword)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if c.jwt {
-		s.answerJWT(w, r, sess, tok, nil, s.jwtTransportOf(r), []string{"pwd"}, http.StatusOK, "revoked", n)
+	s.answerRotated(w, r, c, rot, nil, "revoked", rot.Revoked)
+}
+
+// answerRotated answers with a session that got a new token the way the
+// caller holds it: a new cookie, "token" in the body for a bearer caller,
+// or a new access and refresh token for a client-side session. With u the
+// body has the session and the user; extra are further key, value pairs
+// of the body.
+func (s *Server) answerRotated(w http.ResponseWriter, r *http.Request, c caller, rot *flows.Rotated, u *account.User, extra ...any) {
+	if c.ClientSide {
+		s.answerJWT(w, r, rot.Session, rot.Token, u, s.jwtTransportOf(r), []string{"pwd"}, http.StatusOK, extra...)
 		return
 	}
-	body := map[string]any{"revoked": n}
+	body := map[string]any{}
+	if u != nil {
+		body["session"], body["user"] = viewSession(rot.Session, true), viewUser(u)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		body[extra[i].(string)] = extra[i+1]
+	}
 	if c.fromCookie {
-		s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+		s.cfg.Cookie.Set(w, rot.Token, rot.Session, s.sessions.Now())
 	} else {
-		body["token"] = tok
+		body["token"] = rot.Token
 	}
 	writeJSON(w, http.StatusOK, body)
 }
@@ -319,50 +282,16 @@ func (s *Server) requestReset(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Email string `json:"email"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.startReset(r, req.Email); err != nil {
+	if err := s.flows.StartReset(r.Context(), s.client(r), req.Email); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusAccepted)
-}
-
-func (s *Server) sendReset(ctx context.Context, u *account.User, tok string, expires time.Time) {
-	data := map[string]any{"token": tok, "expires_at": expires.UTC().Format(time.RFC3339)}
-	if s.cfg.PublicURL != "" {
-		data["link"] = s.cfg.PublicURL + "/password/reset/confirm#token=" + tok
-	}
-	msg := notify.NewMessage(notify.TypePasswordReset, time.Now(), u.Email, u.ID, data)
-	if err := s.notifier.Notify(ctx, msg); err != nil {
-		s.metrics.resets.WithLabelValues("failed").Inc()
-		s.log.ErrorContext(ctx, "reset notification failed", "user_id", u.ID, "message_id", msg.ID, "err", err)
-		return
-	}
-	s.metrics.resets.WithLabelValues("sent").Inc()
-	s.log.InfoContext(ctx, "reset notification sent", "user_id", u.ID, "message_id", msg.ID)
-}
-
-// goBackground runs fn after the request, with a deadline of its own. When
-// too many are running it runs nothing, logs and reports false, so a flood
-// of requests cannot pile up goroutines.
-func (s *Server) goBackground(ctx context.Context, fn func(context.Context)) bool {
-	select {
-	case s.background <- struct{}{}:
-	default:
-		s.log.WarnContext(ctx, "background work dropped: too many in flight")
-		return false
-	}
-	go func() {
-		defer func() { <-s.background }()
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		fn(ctx)
-	}()
-	return true
 }
 
 func (s *Server) confirmReset(w http.ResponseWriter, r *http.Request) {
@@ -372,34 +301,23 @@ func (s *Server) confirmReset(w http.ResponseWriter, r *http.Request) {
 		RememberMe  bool   `json:"remember_me"`
 		Transport   string `json:"transport"`
 	}
-	if err := s.decode(w, r, &req, false); err != nil {
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	transport, err := s.checkTransport(req.Transport)
+	transport, err := s.flows.CheckTransport(req.Transport)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sess, tok, u, err := s.resetPassword(r, req.Token, req.NewPassword, req.RememberMe, transport)
+	old, _ := s.requestToken(r)
+	in, err := s.flows.ConfirmReset(r.Context(), s.client(r), flows.ResetParams{Token: req.Token,
+		NewPassword: req.NewPassword, RememberMe: req.RememberMe, Transport: transport, Replace: old})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.answerSession(w, r, sess, tok, u, transport, http.StatusOK)
-}
-
-// optionalSession is the request's active session, anonymous or not, or
-// nil when it carries none that is valid.
-func (s *Server) optionalSession(w http.ResponseWriter, r *http.Request) (*caller, error) {
-	c, err := s.authenticate(w, r)
-	if err != nil {
-		if sessiond.IsRejection(err) || errors.Is(err, errUnauthenticated) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	return &c, nil
+	s.answerSession(w, r, in, transport, http.StatusOK)
 }
 
 func (s *Server) getData(w http.ResponseWriter, r *http.Request) {
@@ -410,7 +328,7 @@ func (s *Server) getData(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]json.RawMessage{}
 	if c != nil {
-		data, err := s.sessions.Data(r.Context(), c.session.ID)
+		data, err := s.sessions.Data(r.Context(), c.Session.ID)
 		if err != nil && !errors.Is(err, sessiond.ErrNotFound) {
 			s.writeError(w, r, err)
 			return
@@ -439,11 +357,11 @@ func (s *Server) putData(w http.ResponseWriter, r *http.Request) {
 	}
 	var value bytes.Buffer
 	if !utf8.Valid(body) {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_json", "the body is not valid UTF-8"))
+		s.writeError(w, r, httperror.InvalidJSON("the body is not valid UTF-8"))
 		return
 	}
 	if err := json.Compact(&value, body); err != nil || !json.Valid(body) {
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_json", "the body must be one JSON value"))
+		s.writeError(w, r, httperror.InvalidJSON("the body must be one JSON value"))
 		return
 	}
 	c, err := s.optionalSession(w, r)
@@ -451,25 +369,19 @@ func (s *Server) putData(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	var sess *sessiond.Session
 	if c != nil {
-		if err := s.sessions.SetData(r.Context(), c.session.ID, key, value.Bytes()); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		noContent(w)
-		return
+		sess = c.Session
 	}
 	// No session: an anonymous one starts with this value.
-	sess, tok, err := s.sessions.Create(r.Context(), sessiond.CreateParams{
-		UserAgent: r.UserAgent(), IP: s.clientIP(r), Data: map[string][]byte{key: value.Bytes()},
-		Transport: transportCookie,
-	})
+	put, err := s.flows.PutData(r.Context(), s.client(r), sess, key, value.Bytes())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.metrics.created.WithLabelValues("anonymous").Inc()
-	s.cfg.Cookie.Set(w, tok, sess, s.sessions.Now())
+	if put.Token != "" {
+		s.cfg.Cookie.Set(w, put.Token, put.Session, s.sessions.Now())
+	}
 	noContent(w)
 }
 
@@ -485,7 +397,7 @@ func (s *Server) deleteData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c != nil {
-		if err := s.sessions.DeleteData(r.Context(), c.session.ID, key); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
+		if err := s.sessions.DeleteData(r.Context(), c.Session.ID, key); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
 			s.writeError(w, r, err)
 			return
 		}

@@ -39,7 +39,7 @@ func newReauthEnv(t *testing.T) *reauthEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{AdminKey: testAdminKey}, Deps{Sessions: m, Accounts: a, Audit: events,
+	s, err := newServerWith(Config{AdminKey: testAdminKey}, testDeps{Sessions: m, Accounts: a, Audit: events,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestReauthenticationCookieAndLockout(t *testing.T) {
 	wantCode(t, "cookie login", w, 200, "")
 	var cookie *http.Cookie
 	for _, c := range w.Result().Cookies() {
-		if c.Name == e.srv.Cookie().Name {
+		if c.Name == e.srv.cfg.Cookie.Name {
 			cookie = c
 		}
 	}

@@ -1,14 +1,12 @@
 package server
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
-	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/sessiond/sessiond/httperror"
+	"github.com/sessiond/sessiond/sessionhttp"
 )
 
 // common wraps a listener's handler: security headers on every answer and
@@ -32,7 +30,7 @@ func (s *Server) common(h http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.ErrorContext(r.Context(), "handler panic", "route", r.Pattern, "panic", v)
-				s.writeError(w, r, errorf(http.StatusInternalServerError, "internal_error", "internal error"))
+				s.writeError(w, r, httperror.InternalError)
 			}
 		}()
 		h.ServeHTTP(w, r)
@@ -67,11 +65,11 @@ func (s *Server) notFound(mux *http.ServeMux) http.HandlerFunc {
 			}
 		}
 		if len(allow) == 0 {
-			s.writeError(w, r, errNotFound)
+			s.writeError(w, r, httperror.NotFound)
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this path"))
+		s.writeError(w, r, httperror.MethodNotAllowed)
 	}
 }
 
@@ -91,108 +89,8 @@ func (s *Server) crossOrigin(next http.Handler) http.Handler {
 	})
 }
 
-// clientIP is the address of the client: the peer, or, when the peer is a
-// trusted proxy, the right-most X-Forwarded-For entry that is not one.
-func (s *Server) clientIP(r *http.Request) string {
-	return s.clientAddr(r).String()
-}
-
-// clientAddr is clientIP before it is written as text.
+// clientAddr is the address of the client: the peer, or, when the peer is
+// a trusted proxy, what it said (sessionhttp.ClientAddr).
 func (s *Server) clientAddr(r *http.Request) netip.Addr {
-	peer := peerAddr(r)
-	if !s.trusted(peer) {
-		return peer
-	}
-	hops := r.Header.Values("X-Forwarded-For")
-	var all []string
-	for _, h := range hops {
-		all = append(all, strings.Split(h, ",")...)
-	}
-	for i := len(all) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
-		if err != nil {
-			break // a garbled hop: stop believing the chain
-		}
-		a = a.Unmap()
-		if !s.trusted(a) {
-			return a
-		}
-		peer = a
-	}
-	return peer
-}
-
-func (s *Server) trusted(a netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.IPv4Unspecified()
-	}
-	return a.Unmap()
-}
-
-// limiterSet is a token bucket per key (an IP, an account), for counting
-// failures. Buckets that have refilled are dropped now and then, so memory
-// stays bounded by the keys active within one refill period.
-type limiterSet struct {
-	mu      sync.Mutex
-	every   rate.Limit
-	burst   int
-	buckets map[string]*rate.Limiter
-	swept   time.Time
-}
-
-func newLimiterSet(perSecond float64, burst int) *limiterSet {
-	return &limiterSet{every: rate.Limit(perSecond), burst: burst, buckets: make(map[string]*rate.Limiter)}
-}
-
-// blocked reports whether key has no tokens left, and how long until it
-// has one.
-func (l *limiterSet) blocked(key string, now time.Time) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key]
-	if b == nil {
-		return false, 0
-	}
-	if tokens := b.TokensAt(now); tokens < 1 {
-		return true, time.Duration((1 - tokens) / float64(l.every) * float64(time.Second))
-	}
-	return false, 0
-}
-
-// take spends one token of key, and reports whether there was one.
-func (l *limiterSet) take(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
-		l.sweep(now)
-	}
-	b := l.buckets[key]
-	if b == nil {
-		b = rate.NewLimiter(l.every, l.burst)
-		l.buckets[key] = b
-	}
-	return b.AllowN(now, 1)
-}
-
-func (l *limiterSet) sweep(now time.Time) {
-	l.swept = now
-	for k, b := range l.buckets {
-		if b.TokensAt(now) >= float64(l.burst) {
-			delete(l.buckets, k)
-		}
-	}
+	return sessionhttp.ClientAddr(r, s.cfg.TrustedProxies)
 }

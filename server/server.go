@@ -1,7 +1,7 @@
 // Package server is sessiond's HTTP layer: the public API, the admin API
 // and the operational endpoints of the contract in docs/http-api.md. It
-// decodes requests, calls the session Manager and the account Service, and
-// encodes answers; the rules live below it.
+// decodes requests, calls the flows (package flows) and encodes answers;
+// the rules live below it.
 package server
 
 import (
@@ -21,10 +21,14 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/notify"
+	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/httperror"
 	"github.com/sessiond/sessiond/sessionhttp"
 	"github.com/sessiond/sessiond/webhook"
 )
+
+// Default of Config.MaxBodyBytes.
+const DefaultMaxBodyBytes = 64 << 10
 
 // Config is the HTTP layer's part of sessiond's configuration. Zero values
 // are the documented defaults.
@@ -37,30 +41,14 @@ type Config struct {
 	TrustedOrigins []string
 	// TrustedProxies are the networks whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// MaxBodyBytes caps request bodies. Default 64 KiB.
+	// MaxBodyBytes caps request bodies. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// LoginRatePerIP is how many failed logins per minute one client IP may
-	// make across accounts before 429. Default 60; negative switches the
-	// limit off.
-	LoginRatePerIP int
-	// ResetRatePerAccount and ResetRatePerIP cap password-reset requests
-	// per hour; requests over them are answered as usual but send nothing.
-	// Defaults 5 and 30.
-	ResetRatePerAccount int
-	ResetRatePerIP      int
 	// HSTS sends Strict-Transport-Security (when sessiond terminates TLS
 	// or sits behind a TLS proxy). Default false.
 	HSTS bool
 	// AdminKey is the admin API's bearer key. Empty: the admin API refuses
 	// every call.
 	AdminKey string
-	// PublicURL is the externally visible base URL, used for links in
-	// notifications ("https://login.example.com"). Optional.
-	PublicURL string
-	// DisableHijackDetection stops ending browser sessions whose token
-	// comes from another browser or OS family (see hijack.go). Default
-	// false: detection on.
-	DisableHijackDetection bool
 	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
 	// the admin listener, behind the admin key. Default false.
 	Pprof bool
@@ -69,47 +57,37 @@ type Config struct {
 // Server serves sessiond's two listeners.
 type Server struct {
 	cfg      Config
+	flows    *flows.Flows
 	sessions *sessiond.Manager
 	accounts *account.Service
-	notifier notify.Notifier
+	audit    audit.Store // nil: no trail is kept
 	ready    func(context.Context) error
 	log      *slog.Logger
 	metrics  *metrics
 	cop      *http.CrossOriginProtection
-	audit    *audit.Recorder // audit.go
-	pages    Pages           // pages.go
+	pages    Pages               // pages.go
+	webhooks *webhook.Dispatcher // webhooks.go; nil: no lifecycle webhooks
 
-	clientSide *ClientSide         // clientside.go; nil: client-side sessions off
-	webhooks   *webhook.Dispatcher // webhooks.go; nil: no lifecycle webhooks
-
-	loginLimiter *limiterSet
-	resetByIP    *limiterSet
-	resetByUser  *limiterSet
-	adminKeySum  [32]byte
-	background   chan struct{} // bounds notification goroutines
-	addrSeen     addressesSeen // hijack.go
+	adminKeySum [32]byte
 }
 
 // Deps are the collaborators of a Server.
 type Deps struct {
+	// Flows runs the rules; Sessions and Accounts answer the reads (lists,
+	// profiles, session data). All three are required.
+	Flows    *flows.Flows
 	Sessions *sessiond.Manager
 	Accounts *account.Service
-	// Notifier delivers reset tokens. Default notify.Discard.
-	Notifier notify.Notifier
 	// Ready reports whether the stores are reachable (for /readyz).
 	Ready func(context.Context) error
 	// Logger default slog.Default().
 	Logger *slog.Logger
-	// Registry receives the metrics. Default a new registry with the Go
-	// and process collectors.
+	// Registry receives the metrics (the flows' and the HTTP layer's).
+	// Default a new registry with the Go and process collectors.
 	Registry *prometheus.Registry
-	// Audit keeps the security-event trail (sign-ins, sign-outs, password
-	// changes, revocations) and serves the admin API's events route.
-	// Default nil: no trail is kept.
+	// Audit is the security-event trail the admin API's events route
+	// lists. Default nil: none is kept.
 	Audit audit.Store
-	// ClientSide enables client-side sessions (transport "jwt"). Default
-	// nil: off, and the JWKS is empty.
-	ClientSide *ClientSide
 	// Webhooks is the dispatcher of lifecycle webhooks, whose outbox the
 	// admin API lists and whose metrics the server serves; the caller
 	// runs it. Default nil: none.
@@ -118,36 +96,24 @@ type Deps struct {
 
 // New returns a Server. It starts no goroutines.
 func New(cfg Config, d Deps) (*Server, error) {
-	if d.Sessions == nil || d.Accounts == nil {
-		return nil, errors.New("server: Sessions and Accounts are required")
+	if d.Flows == nil || d.Sessions == nil || d.Accounts == nil {
+		return nil, errors.New("server: Flows, Sessions and Accounts are required")
 	}
 	cfg.Cookie = cfg.Cookie.WithDefaults()
 	if err := cfg.Cookie.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = 64 << 10
-	}
-	if cfg.LoginRatePerIP == 0 {
-		cfg.LoginRatePerIP = 60
-	}
-	if cfg.ResetRatePerAccount == 0 {
-		cfg.ResetRatePerAccount = 5
-	}
-	if cfg.ResetRatePerIP == 0 {
-		cfg.ResetRatePerIP = 30
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s := &Server{
-		cfg:        cfg,
-		sessions:   d.Sessions,
-		accounts:   d.Accounts,
-		notifier:   d.Notifier,
-		ready:      d.Ready,
-		log:        d.Logger,
-		background: make(chan struct{}, 64),
-	}
-	if s.notifier == nil {
-		s.notifier = notify.Discard{}
+		cfg:      cfg,
+		flows:    d.Flows,
+		sessions: d.Sessions,
+		accounts: d.Accounts,
+		audit:    d.Audit,
+		ready:    d.Ready,
+		log:      d.Logger,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -157,19 +123,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	reg := d.Registry
 	if reg == nil {
-		reg = newRegistry()
+		reg = NewRegistry()
 	}
 	s.metrics = newMetrics(reg)
+	reg.MustRegister(d.Flows.Collectors()...)
 	if d.Webhooks != nil {
 		s.webhooks = d.Webhooks
 		reg.MustRegister(d.Webhooks.Collectors()...)
-	}
-	s.audit = &audit.Recorder{Store: d.Audit, Log: s.log, Now: s.sessions.Now}
-	if d.ClientSide != nil {
-		if d.ClientSide.Keys == nil || d.ClientSide.Chain == nil {
-			return nil, errors.New("server: ClientSide needs Keys and Chain")
-		}
-		s.clientSide = d.ClientSide.withDefaults()
 	}
 	s.cop = http.NewCrossOriginProtection()
 	for _, o := range cfg.TrustedOrigins {
@@ -178,13 +138,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		}
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errorf(http.StatusForbidden, "cross_origin", "cross-origin request refused"))
+		s.writeError(w, r, httperror.CrossOrigin)
 	}))
-	if cfg.LoginRatePerIP > 0 {
-		s.loginLimiter = newLimiterSet(float64(cfg.LoginRatePerIP)/60, cfg.LoginRatePerIP)
-	}
-	s.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
-	s.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)
 	s.adminKeySum = sha256.Sum256([]byte(cfg.AdminKey))
 	return s, nil
 }
@@ -201,7 +156,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /v1/login", s.login},
 		{"POST /v1/logout", s.logout},
 		{whoAmIPattern, s.whoami},
-		{"POST /v1/session/reauthenticate", s.reauthenticateHandler},
+		{"POST /v1/session/reauthenticate", s.reauthenticate},
 		{"GET /v1/sessions", s.listSessions},
 		{"DELETE /v1/sessions/{id}", s.revokeSession},
 		{"POST /v1/sessions/revoke-others", s.revokeOthers},
@@ -314,7 +269,7 @@ func (s *Server) Admin() http.Handler {
 func (s *Server) cleanPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && p != cleanPath(p) {
-			s.writeError(w, r, errNotFound)
+			s.writeError(w, r, httperror.NotFound)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -343,14 +298,14 @@ func cleanPath(p string) string {
 func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.AdminKey == "" {
-			s.writeError(w, r, errorf(http.StatusForbidden, "admin_disabled", "no admin key is configured"))
+			s.writeError(w, r, httperror.AdminDisabled)
 			return
 		}
 		key, ok := sessionhttp.BearerToken(r.Header.Get("Authorization"))
 		sum := sha256.Sum256([]byte(key))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.adminKeySum[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sessiond-admin"`)
-			s.writeError(w, r, errorf(http.StatusUnauthorized, "invalid_admin_key", "a valid admin key is required"))
+			s.writeError(w, r, httperror.InvalidAdminKey)
 			return
 		}
 		next(w, r)
@@ -371,15 +326,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// Wait blocks until background notification deliveries finish or ctx ends.
-func (s *Server) Wait(ctx context.Context) {
-	for range cap(s.background) {
-		select {
-		case s.background <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-	}
 }

@@ -76,7 +76,7 @@ func signedIn(tb testing.TB, ua string) (h http.Handler, userID, token string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(Config{}, Deps{Sessions: m, Accounts: a})
+	s, err := newServerWith(Config{}, testDeps{Sessions: m, Accounts: a})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sessiond/sessiond/httperror"
+
 	"github.com/sessiond/sessiond/webhook"
 )
 
@@ -36,7 +38,7 @@ func optTime(t time.Time) *time.Time {
 // the outbox of lifecycle webhooks, the newest event first.
 func (s *Server) adminWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 	if s.webhooks == nil {
-		s.writeError(w, r, errorf(http.StatusNotFound, "webhooks_disabled", "no lifecycle webhook is configured"))
+		s.writeError(w, r, httperror.WebhooksDisabled)
 		return
 	}
 	q := r.URL.Query()
@@ -44,13 +46,13 @@ func (s *Server) adminWebhookDeliveries(w http.ResponseWriter, r *http.Request) 
 	switch f.Status {
 	case "", webhook.StatusPending, webhook.StatusDelivered, webhook.StatusDead:
 	default:
-		s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", `status must be "pending", "delivered" or "dead"`))
+		s.writeError(w, r, httperror.InvalidField(`status must be "pending", "delivered" or "dead"`))
 		return
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			s.writeError(w, r, errorf(http.StatusBadRequest, "invalid_field", "limit must be a whole number from 1 to 1000"))
+			s.writeError(w, r, httperror.InvalidField("limit must be a whole number from 1 to 1000"))
 			return
 		}
 		f.Limit = n

@@ -4,7 +4,7 @@ package web_test
 // listener on 127.0.0.1) driven through Debian's chromium with chromedp.
 // They check what only a browser shows: what happens to the session cookie
 // when the browser restarts, its attributes as the browser holds them,
-// sessions ended from another device, the cart across a sign-in, the
+// sessions ended from another device, the
 // layout (screenshots in artifacts/screenshots, or $SESSIOND_ARTIFACTS)
 // and accessibility (an axe-core scan of every page).
 //
@@ -36,10 +36,8 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/sessionhttp"
 	"github.com/sessiond/sessiond/sqlite"
-	"github.com/sessiond/sessiond/web"
 )
 
 // User agents of the two "devices" of the tests, so that the device list
@@ -129,16 +127,7 @@ func startLiveServer(t *testing.T) *liveServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Cookie: sessionhttp.Cookie{}},
-		server.Deps{Sessions: m, Accounts: acc, Audit: events, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := web.New(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetPages(pages)
+	srv, f := wire(t, m, acc, events, log, sessionhttp.Cookie{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +138,7 @@ func startLiveServer(t *testing.T) *liveServer {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
-		srv.Wait(ctx)
+		f.Wait(ctx)
 		_ = st.Close()
 	})
 	return &liveServer{url: "http://" + ln.Addr().String(), accounts: acc, sessions: m, events: events}
@@ -480,40 +469,6 @@ func TestBrowserDevices(t *testing.T) {
 	one.scan("activity")
 }
 
-// TestBrowserShop: a cart filled anonymously survives the sign-in and goes
-// with the sign-out.
-func TestBrowserShop(t *testing.T) {
-	srv := startLiveServer(t)
-	srv.register(t, "ada@example.com")
-	b := startChrome(t, srv, t.TempDir(), uaLinuxChrome)
-	b.open("/shop")
-	b.scan("shop-empty")
-	b.submit("#product-tea button")
-	b.submit("#product-tea button")
-	b.submit("#product-notebook button")
-	if qty, total := b.text(`#cart li[data-product="tea"] .qty`), b.text("#cart .total"); qty != "× 2" || !strings.Contains(total, "€29.00") {
-		t.Fatalf("cart before sign-in: tea %q, total %q", qty, total)
-	}
-	b.shot("shop")
-	b.scan("shop")
-	if got := b.submit(`#cart a[href="/login?next=/shop"]`); got != "/login?next=/shop" {
-		t.Fatalf("the cart's sign-in link led to %s", got)
-	}
-	if got := b.signIn("ada@example.com", false); got != "/shop" {
-		t.Fatalf("sign-in from the shop landed on %s", got)
-	}
-	if tea, nb := b.text(`#cart li[data-product="tea"] .qty`), b.text(`#cart li[data-product="notebook"] .qty`); tea != "× 2" || nb != "× 1" {
-		t.Fatalf("cart after sign-in: tea %q, notebook %q", tea, nb)
-	}
-	if got := b.submit("#sign-out"); got != "/login" {
-		t.Fatalf("sign-out landed on %s", got)
-	}
-	b.open("/shop")
-	if cart := b.text("#cart"); !strings.Contains(cart, "Your cart is empty") {
-		t.Fatalf("cart after sign-out: %q", cart)
-	}
-}
-
 // TestBrowserPages takes a screenshot of every page, wide and narrow, and
 // scans each with axe-core; it also checks the reset link's fragment token.
 func TestBrowserPages(t *testing.T) {
@@ -568,7 +523,6 @@ func TestBrowserPages(t *testing.T) {
 	for _, p := range []struct{ name, path string }{
 		{"mobile-account", "/account"},
 		{"mobile-sessions", "/account/sessions"},
-		{"mobile-shop", "/shop"},
 	} {
 		b.open(p.path)
 		b.shot(p.name)

@@ -19,7 +19,6 @@ func (p *Pages) parseTemplates() error {
 		"iso":        func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"device":     device,
 		"event":      eventText,
-		"money":      money,
 		"plural":     plural,
 		"eventClass": eventClass,
 	}
@@ -101,8 +100,6 @@ func device(browser, os string) string {
 	}
 	return browser + " on " + os
 }
-
-func money(cents int) string { return fmt.Sprintf("€%d.%02d", cents/100, cents%100) }
 
 func num(v any) int {
 	if f, ok := v.(float64); ok {

@@ -14,7 +14,8 @@ import (
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/httperror"
 )
 
 // formExpired sends the visitor back to target with a note, when a form's
@@ -26,39 +27,48 @@ func (p *Pages) formExpired(w http.ResponseWriter, r *http.Request, target strin
 }
 
 // errorMessage says what went wrong with a form, in words for its user,
-// and the status of the answer. ok is false for failures below the rules.
+// and the status of the answer, which package httperror chooses. ok is
+// false for failures below the rules.
 func (p *Pages) errorMessage(err error) (msg string, status int, ok bool) {
-	var locked *account.LockedError
-	var limited *server.RateLimitedError
-	now := p.sessions.Now()
-	switch {
-	case errors.As(err, &limited):
-		return fmt.Sprintf("Too many failed sign-ins from your network. Try again %s.",
-			until(now.Add(limited.RetryAfter), now)), http.StatusTooManyRequests, true
-	case errors.As(err, &locked):
-		return fmt.Sprintf("This account is locked after too many failed sign-in attempts. Try again %s (after %s), or reset your password.",
-			until(locked.Until, now), clock(locked.Until)), http.StatusTooManyRequests, true
-	case errors.Is(err, account.ErrInvalidCredentials):
-		return "The email address or password is wrong.", http.StatusUnauthorized, true
-	case errors.Is(err, account.ErrWeakPassword):
-		m := strings.TrimPrefix(err.Error(), "account: ")
-		return strings.ToUpper(m[:1]) + m[1:] + ".", http.StatusBadRequest, true
-	case errors.Is(err, account.ErrInvalidEmail):
-		return "Enter a valid email address, like name@example.com.", http.StatusBadRequest, true
-	case errors.Is(err, account.ErrEmailTaken):
-		return "An account with this email address exists already. Sign in, or reset its password.", http.StatusConflict, true
-	case errors.Is(err, account.ErrEmailUnchanged):
-		return "That is your current email address.", http.StatusBadRequest, true
-	case errors.Is(err, account.ErrInvalidEmailChangeToken):
-		return "This confirmation link is invalid, used or expired. Ask for a new one from your account page.", http.StatusBadRequest, true
-	case errors.Is(err, account.ErrInvalidResetToken):
-		return "This reset link is invalid, used or expired. Ask for a new one.", http.StatusBadRequest, true
-	case errors.Is(err, account.ErrInvalidProfile):
-		return "That profile is too large.", http.StatusBadRequest, true
-	case errors.Is(err, server.ErrReauthenticationRequired):
-		return "For your security, confirm your password to continue.", http.StatusForbidden, true
+	now := p.flows.Now()
+	e := httperror.From(err, now)
+	if e.Internal() {
+		return "", 0, false
 	}
-	return "", 0, false
+	var locked *account.LockedError
+	switch e.Code {
+	case "rate_limited":
+		msg = fmt.Sprintf("Too many failed sign-ins from your network. Try again %s.", until(now.Add(e.RetryAfter), now))
+	case "account_locked":
+		if errors.As(err, &locked) {
+			msg = fmt.Sprintf("This account is locked after too many failed sign-in attempts. Try again %s (after %s), or reset your password.",
+				until(locked.Until, now), clock(locked.Until))
+		}
+	case "invalid_credentials":
+		msg = "The email address or password is wrong."
+	case "weak_password":
+		msg = strings.ToUpper(e.Message[:1]) + e.Message[1:] + "."
+	case "invalid_email":
+		msg = "Enter a valid email address, like name@example.com."
+	case "email_taken":
+		msg = "An account with this email address exists already. Sign in, or reset its password."
+	case "email_unchanged":
+		msg = "That is your current email address."
+	case "invalid_token":
+		if errors.Is(err, account.ErrInvalidEmailChangeToken) {
+			msg = "This confirmation link is invalid, used or expired. Ask for a new one from your account page."
+		} else {
+			msg = "This reset link is invalid, used or expired. Ask for a new one."
+		}
+	case "invalid_profile":
+		msg = "That profile is too large."
+	case "reauthentication_required":
+		msg = "For your security, confirm your password to continue."
+	}
+	if msg == "" {
+		return "", 0, false // no wording for it on a page: a failure
+	}
+	return msg, e.Status, true
 }
 
 // --- Sign-in, registration, sign-out
@@ -98,7 +108,9 @@ func (p *Pages) loginSubmit(w http.ResponseWriter, r *http.Request, v *visitor) 
 	}
 	next = or(safeNext(r.PostFormValue("next")), next)
 	email, remember := r.PostFormValue("email"), r.PostFormValue("remember_me") == "on"
-	if _, _, err := p.srv.SignIn(w, r, email, r.PostFormValue("password"), remember); err != nil {
+	in, err := p.flows.SignIn(r.Context(), p.client(r), flows.SignInParams{Email: email, Password: r.PostFormValue("password"),
+		RememberMe: remember, Transport: sessiond.TransportCookie, Replace: v.token})
+	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
 			p.fail(w, r, err)
@@ -114,6 +126,7 @@ func (p *Pages) loginSubmit(w http.ResponseWriter, r *http.Request, v *visitor) 
 		p.render(w, r, status, "login", pv)
 		return
 	}
+	p.cookie.Set(w, in.Token, in.Session, p.sessions.Now())
 	p.redirect(w, r, or(next, "/account"))
 }
 
@@ -168,16 +181,19 @@ func (p *Pages) registerSubmit(w http.ResponseWriter, r *http.Request, v *visito
 		return
 	}
 	p.log.InfoContext(r.Context(), "user registered", "user_id", u.ID)
-	if _, err := p.srv.StartSession(w, r, u, false); err != nil {
+	in, err := p.flows.StartSession(r.Context(), p.client(r), u, flows.StartParams{Transport: sessiond.TransportCookie, Replace: v.token})
+	if err != nil {
 		p.fail(w, r, err)
 		return
 	}
+	p.cookie.Set(w, in.Token, in.Session, p.sessions.Now())
 	p.setFlash(w, "registered")
 	p.redirect(w, r, "/account")
 }
 
 func (p *Pages) logoutSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
-	if err := p.srv.SignOut(w, r, false); err != nil {
+	p.cookie.Clear(w)
+	if err := p.flows.SignOut(r.Context(), p.client(r), v.token, false); err != nil {
 		p.fail(w, r, err)
 		return
 	}
@@ -195,7 +211,7 @@ func (p *Pages) resetPage(w http.ResponseWriter, r *http.Request, v *visitor) {
 
 func (p *Pages) resetSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	email := r.PostFormValue("email")
-	if err := p.srv.RequestPasswordReset(r, email); err != nil {
+	if err := p.flows.StartReset(r.Context(), p.client(r), email); err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
 			p.fail(w, r, err)
@@ -229,7 +245,9 @@ func (p *Pages) resetConfirmPage(w http.ResponseWriter, r *http.Request, v *visi
 
 func (p *Pages) resetConfirmSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	if _, _, err := p.srv.ConfirmPasswordReset(w, r, token, r.PostFormValue("new_password"), false); err != nil {
+	in, err := p.flows.ConfirmReset(r.Context(), p.client(r), flows.ResetParams{Token: token,
+		NewPassword: r.PostFormValue("new_password"), Transport: sessiond.TransportCookie, Replace: v.token})
+	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
 			p.fail(w, r, err)
@@ -244,6 +262,7 @@ func (p *Pages) resetConfirmSubmit(w http.ResponseWriter, r *http.Request, v *vi
 		p.render(w, r, status, "reset_confirm", pv)
 		return
 	}
+	p.cookie.Set(w, in.Token, in.Session, p.sessions.Now())
 	p.setFlash(w, "password_reset")
 	p.redirect(w, r, "/account")
 }
@@ -274,7 +293,7 @@ func (p *Pages) renderAccount(w http.ResponseWriter, r *http.Request, v *visitor
 		p.fail(w, r, err)
 		return
 	}
-	d := accountData{Others: max(0, len(list)-1), MinLength: p.accounts.Config().PasswordMinLength, Fresh: p.srv.Fresh(v.session)}
+	d := accountData{Others: max(0, len(list)-1), MinLength: p.accounts.Config().PasswordMinLength, Fresh: p.flows.Fresh(v.session)}
 	var prof map[string]json.RawMessage
 	_ = json.Unmarshal(v.user.Profile, &prof)
 	for k, raw := range prof {
@@ -315,7 +334,8 @@ func (p *Pages) profileSubmit(w http.ResponseWriter, r *http.Request, v *visitor
 }
 
 func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
-	n, err := p.srv.ChangePassword(w, r, v.session, v.token, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
+	rot, err := p.flows.ChangePassword(r.Context(), p.client(r), flows.Caller{Session: v.session, Token: v.token},
+		r.PostFormValue("current_password"), r.PostFormValue("new_password"))
 	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
@@ -329,16 +349,16 @@ func (p *Pages) passwordSubmit(w http.ResponseWriter, r *http.Request, v *visito
 		p.renderAccount(w, r, v, status, msg, field, nil)
 		return
 	}
-	p.setFlash(w, "password_changed."+strconv.Itoa(n))
+	p.cookie.Set(w, rot.Token, rot.Session, p.sessions.Now())
+	p.setFlash(w, "password_changed."+strconv.Itoa(rot.Revoked))
 	p.redirect(w, r, "/account")
 }
 
 func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
-	password := r.PostFormValue("password")
-	err := p.ensureFresh(w, r, v, password) // the same password: no second field
-	if err == nil {
-		err = p.srv.DeleteAccount(w, r, v.session, password)
-	}
+	password := r.PostFormValue("password") // the proof and the deletion's check: no second field
+	_, err := p.sensitive(w, r, v, password, func() error {
+		return p.flows.DeleteAccount(r.Context(), p.client(r), v.session, password)
+	})
 	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
@@ -351,6 +371,7 @@ func (p *Pages) deleteSubmit(w http.ResponseWriter, r *http.Request, v *visitor)
 		p.renderAccount(w, r, v, status, msg, "delete_password", nil)
 		return
 	}
+	p.cookie.Clear(w)
 	p.setFlash(w, "account_deleted")
 	p.redirect(w, r, "/login")
 }
@@ -369,24 +390,25 @@ type sessionsData struct {
 	Fresh bool
 }
 
-// ensureFresh makes sure the session of v has a recent proof of the
-// password before a sensitive action: when it has not, password (from the
-// form) renews it, which gives v's session a new token and cookie. Without
-// a password it returns server.ErrReauthenticationRequired; a wrong one is
-// account.ErrInvalidCredentials and counts toward lockout.
-func (p *Pages) ensureFresh(w http.ResponseWriter, r *http.Request, v *visitor, password string) error {
-	if p.srv.Fresh(v.session) {
-		return nil
+// sensitive runs action, a sensitive action in v's session. When the flows
+// refuse it for want of a recent proof of the password
+// (flows.ErrReauthenticationRequired) and the form carried the password,
+// the password renews the proof, which gives v's session a new token and
+// cookie, and action runs again. A wrong password is
+// account.ErrInvalidCredentials and counts toward lockout; fromProof says
+// the error came from the proof, not from the action.
+func (p *Pages) sensitive(w http.ResponseWriter, r *http.Request, v *visitor, password string, action func() error) (fromProof bool, err error) {
+	err = action()
+	if !errors.Is(err, flows.ErrReauthenticationRequired) || password == "" {
+		return false, err
 	}
-	if password == "" {
-		return server.ErrReauthenticationRequired
-	}
-	sess, tok, err := p.srv.Reauthenticate(w, r, v.session, v.token, password)
+	rot, err := p.flows.Reauthenticate(r.Context(), p.client(r), flows.Caller{Session: v.session, Token: v.token}, password)
 	if err != nil {
-		return err
+		return true, err
 	}
-	v.session, v.token = sess, tok
-	return nil
+	p.cookie.Set(w, rot.Token, rot.Session, p.sessions.Now())
+	v.session, v.token = rot.Session, rot.Token
+	return false, action()
 }
 
 func (p *Pages) sessionsPage(w http.ResponseWriter, r *http.Request, v *visitor) {
@@ -412,7 +434,7 @@ func (p *Pages) renderSessions(w http.ResponseWriter, r *http.Request, v *visito
 	}
 	pv := p.page(w, r, v, "Your devices", "sessions")
 	pv.Error, pv.Invalid = msg, field
-	pv.Data = sessionsData{Rows: rows, Fresh: p.srv.Fresh(v.session)}
+	pv.Data = sessionsData{Rows: rows, Fresh: p.flows.Fresh(v.session)}
 	p.render(w, r, status, "sessions", pv)
 }
 
@@ -431,19 +453,15 @@ func (p *Pages) sensitiveFailed(w http.ResponseWriter, r *http.Request, v *visit
 }
 
 func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
-	id := r.PostFormValue("id")
-	var err error
-	if id != v.session.ID { // another device: a sensitive action
-		err = p.ensureFresh(w, r, v, r.PostFormValue("password"))
-	}
-	if err == nil {
-		err = p.srv.RevokeSession(r, v.session, id)
-	}
-	if err != nil && !errors.Is(err, sessiond.ErrNotFound) { // gone already: done
+	id, current := r.PostFormValue("id"), v.session.ID
+	_, err := p.sensitive(w, r, v, r.PostFormValue("password"), func() error {
+		return p.flows.RevokeSession(r.Context(), p.client(r), v.session, id)
+	})
+	if err != nil && !errors.Is(err, flows.ErrNoSuchSession) { // gone already: done
 		p.sensitiveFailed(w, r, v, err)
 		return
 	}
-	if id == v.session.ID {
+	if id == current {
 		p.cookie.Clear(w)
 		p.setFlash(w, "signed_out")
 		p.redirect(w, r, "/login")
@@ -454,11 +472,11 @@ func (p *Pages) revokeSubmit(w http.ResponseWriter, r *http.Request, v *visitor)
 }
 
 func (p *Pages) revokeOthersSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
-	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
 	n := 0
-	if err == nil {
-		n, err = p.srv.RevokeOthers(r, v.session)
-	}
+	_, err := p.sensitive(w, r, v, r.PostFormValue("password"), func() (err error) {
+		n, err = p.flows.RevokeOthers(r.Context(), p.client(r), v.session)
+		return err
+	})
 	if err != nil {
 		p.sensitiveFailed(w, r, v, err)
 		return
@@ -495,11 +513,13 @@ func (p *Pages) activityPage(w http.ResponseWriter, r *http.Request, v *visitor)
 
 func (p *Pages) emailSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	newEmail := r.PostFormValue("new_email")
-	err := p.ensureFresh(w, r, v, r.PostFormValue("password"))
-	field := "email_password"
-	if err == nil {
-		_, _, err = p.srv.RequestEmailChange(r, v.session, newEmail)
-		field = "new_email"
+	fromProof, err := p.sensitive(w, r, v, r.PostFormValue("password"), func() error {
+		_, err := p.flows.RequestEmailChange(r.Context(), p.client(r), v.session, newEmail)
+		return err
+	})
+	field := "new_email"
+	if fromProof {
+		field = "email_password"
 	}
 	if err != nil {
 		msg, status, ok := p.errorMessage(err)
@@ -510,7 +530,7 @@ func (p *Pages) emailSubmit(w http.ResponseWriter, r *http.Request, v *visitor) 
 		if errors.Is(err, account.ErrInvalidCredentials) {
 			msg, field = "The password is wrong; your email address was not changed.", "email_password"
 		}
-		if errors.Is(err, server.ErrReauthenticationRequired) {
+		if errors.Is(err, flows.ErrReauthenticationRequired) {
 			field = "email_password"
 		}
 		p.renderAccount(w, r, v, status, msg, field, map[string]string{"new_email": newEmail})
@@ -535,7 +555,7 @@ func (p *Pages) emailConfirmPage(w http.ResponseWriter, r *http.Request, v *visi
 
 func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	u, _, err := p.srv.ConfirmEmailChange(r, v.session, token)
+	done, err := p.flows.ConfirmEmailChange(r.Context(), p.client(r), token, v.session)
 	if err != nil {
 		msg, status, ok := p.errorMessage(err)
 		if !ok {
@@ -548,7 +568,7 @@ func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request, v *vi
 		p.render(w, r, status, "email_confirm", pv)
 		return
 	}
-	if v.user != nil && v.user.ID == u.ID {
+	if v.user != nil && v.user.ID == done.User.ID {
 		p.setFlash(w, "email_changed")
 		p.redirect(w, r, "/account")
 		return

@@ -1,15 +1,15 @@
 // Package web is sessiond's own browser pages: sign-in with Remember Me,
 // registration, password reset, the account page (profile, password,
-// deletion), the list of signed-in devices, the security activity, and a
-// small shop that shows session data surviving a sign-in.
+// deletion, email), the list of signed-in devices and the security
+// activity.
 //
 // The pages are server-rendered with html/template from files embedded in
 // the binary, with one stylesheet and one small script (progressive
 // enhancement only: every form works without JavaScript). They run on the
-// public listener through server.Server.SetPages and go through the same
-// flows as the JSON API (server.Server.SignIn and the others), so the same
-// rules hold: the per-address limit, lockout, session fixation defence,
-// Force Logout, the audit trail. They use the API's session cookie.
+// public listener (server.Server.SetPages) and go through the same flows as
+// the JSON API (package flows), so the same rules hold: the per-address
+// limit, lockout, session fixation defence, Force Logout, the audit trail.
+// They use the API's session cookie.
 //
 // Defences: every form is a POST carrying a synchronizer token (an HMAC of
 // the visitor's session token, or of a pre-session cookie before there is
@@ -31,13 +31,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
-	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/flows"
 	"github.com/sessiond/sessiond/sessionhttp"
 )
 
@@ -52,9 +53,32 @@ var staticFiles embed.FS
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// Config is the pages' part of sessiond's configuration.
+type Config struct {
+	// Cookie is the session cookie, as the API sets it. Default as
+	// sessionhttp.Cookie's.
+	Cookie sessionhttp.Cookie
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+}
+
+// Deps are the collaborators of the pages.
+type Deps struct {
+	// Flows, Sessions and Accounts are required.
+	Flows    *flows.Flows
+	Sessions *sessiond.Manager
+	Accounts *account.Service
+	// Audit is the security-event trail the activity page lists. Default
+	// nil: the page says none is kept.
+	Audit audit.Store
+	// Logger default slog.Default().
+	Logger *slog.Logger
+}
+
 // Pages serves the browser pages. It implements server.Pages.
 type Pages struct {
-	srv      *server.Server
+	cfg      Config
+	flows    *flows.Flows
 	sessions *sessiond.Manager
 	accounts *account.Service
 	audit    audit.Store // may be nil
@@ -67,23 +91,26 @@ type Pages struct {
 	static   http.Handler
 }
 
-var _ server.Pages = (*Pages)(nil)
-
-// New returns the pages of srv. Mount them with srv.SetPages before
-// srv.Public.
-func New(srv *server.Server) (*Pages, error) {
-	if srv == nil {
-		return nil, errors.New("web: New: nil server")
+// New returns the pages. Mount them with server.Server.SetPages before
+// serving.
+func New(cfg Config, d Deps) (*Pages, error) {
+	if d.Flows == nil || d.Sessions == nil || d.Accounts == nil {
+		return nil, errors.New("web: New: Flows, Sessions and Accounts are required")
 	}
+	cfg.Cookie = cfg.Cookie.WithDefaults()
 	p := &Pages{
-		srv:      srv,
-		sessions: srv.Sessions(),
-		accounts: srv.Accounts(),
-		audit:    srv.AuditStore(),
-		cookie:   srv.Cookie(),
-		log:      srv.Logger(),
+		cfg:      cfg,
+		flows:    d.Flows,
+		sessions: d.Sessions,
+		accounts: d.Accounts,
+		audit:    d.Audit,
+		cookie:   cfg.Cookie,
+		log:      d.Logger,
 		mux:      http.NewServeMux(),
 		pages:    map[string]*template.Template{},
+	}
+	if p.log == nil {
+		p.log = slog.Default()
 	}
 	if err := p.parseTemplates(); err != nil {
 		return nil, err
@@ -118,14 +145,17 @@ func New(srv *server.Server) (*Pages, error) {
 		{"POST /account/sessions/revoke", p.user(p.form("/account/sessions", p.revokeSubmit))},
 		{"POST /account/sessions/revoke-others", p.user(p.form("/account/sessions", p.revokeOthersSubmit))},
 		{"GET /account/activity", p.user(p.activityPage)},
-		{"GET /shop", p.anyone(p.shopPage)},
-		{"POST /shop/cart", p.anyone(p.form("/shop", p.cartSubmit))},
 		{"GET /static/", p.serveStatic},
 	} {
 		p.mux.HandleFunc(rt.pattern, rt.h)
 		p.patterns = append(p.patterns, rt.pattern)
 	}
 	return p, nil
+}
+
+// client describes the client of r for the flows.
+func (p *Pages) client(r *http.Request) flows.Client {
+	return flows.Client{Addr: sessionhttp.ClientAddr(r, p.cfg.TrustedProxies), UserAgent: r.UserAgent()}
 }
 
 // Patterns implements server.Pages.
@@ -161,7 +191,7 @@ func (p *Pages) visit(w http.ResponseWriter, r *http.Request) (*visitor, error) 
 	}
 	sess, err := p.sessions.Validate(r.Context(), tok)
 	if err == nil {
-		err = p.srv.CheckClient(r, sess) // another browser: the session ends
+		err = p.flows.CheckClient(r.Context(), p.client(r), sess) // another browser: the session ends
 	}
 	switch {
 	case sessiond.IsRejection(err):
@@ -243,7 +273,7 @@ func (p *Pages) requireUser(w http.ResponseWriter, r *http.Request) *visitor {
 }
 
 // nextPages are where a sign-in may send the visitor back to.
-var nextPages = map[string]bool{"/account": true, "/account/sessions": true, "/account/activity": true, "/shop": true}
+var nextPages = map[string]bool{"/account": true, "/account/sessions": true, "/account/activity": true}
 
 // safeNext returns next when it is one of our own pages, else "": a
 // sign-in never redirects to another site.

@@ -17,7 +17,6 @@ import (
 	"github.com/sessiond/sessiond/memstore"
 	"github.com/sessiond/sessiond/server"
 	"github.com/sessiond/sessiond/sessionhttp"
-	"github.com/sessiond/sessiond/web"
 )
 
 // testEnv is a server with the pages over in-memory stores, behind
@@ -50,16 +49,7 @@ func newEnvWith(t *testing.T, opts ...sessiond.Option) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Cookie: sessionhttp.Cookie{Name: "session", Insecure: true}},
-		server.Deps{Sessions: m, Accounts: acc, Audit: events, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := web.New(srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.SetPages(pages)
+	srv, _ := wire(t, m, acc, events, slog.New(slog.DiscardHandler), sessionhttp.Cookie{Name: "session", Insecure: true})
 	ts := httptest.NewServer(srv.Public())
 	t.Cleanup(ts.Close)
 	return &testEnv{url: ts.URL, srv: srv, accounts: acc, events: events}
@@ -130,7 +120,7 @@ const pw = "correct horse battery"
 func TestPagesHeaders(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser(t)
-	for _, path := range []string{"/", "/login", "/register", "/password/reset", "/password/reset/confirm", "/shop"} {
+	for _, path := range []string{"/", "/login", "/register", "/password/reset", "/password/reset/confirm"} {
 		res, body := b.get(path)
 		if res.StatusCode != 200 {
 			t.Errorf("GET %s: %d", path, res.StatusCode)
@@ -303,27 +293,6 @@ func TestResetConfirmWithQueryToken(t *testing.T) {
 	res, body = b.post("/password/reset/confirm", "/password/reset/confirm", url.Values{"token": {tok}, "new_password": {"a brand new passphrase"}})
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid, used or expired") {
 		t.Fatalf("reused token: %d", res.StatusCode)
-	}
-}
-
-func TestShopCart(t *testing.T) {
-	e := newEnv(t)
-	u := e.register(t, "ada@example.com", pw)
-	b := e.browser(t)
-	b.post("/shop", "/shop/cart", url.Values{"action": {"add"}, "product": {"tea"}})
-	b.post("/shop", "/shop/cart", url.Values{"action": {"add"}, "product": {"tea"}})
-	b.post("/shop", "/shop/cart", url.Values{"action": {"add"}, "product": {"nonsense"}})
-	_, body := b.get("/shop")
-	if !strings.Contains(body, "× 2") || !strings.Contains(body, "€17.00") {
-		t.Fatalf("cart after two teas:\n%s", body)
-	}
-	b.post("/login", "/login", url.Values{"email": {u.Email}, "password": {pw}})
-	if _, body = b.get("/shop"); !strings.Contains(body, "× 2") {
-		t.Fatal("the cart did not survive the sign-in")
-	}
-	b.post("/shop", "/logout", url.Values{})
-	if _, body = b.get("/shop"); !strings.Contains(body, "Your cart is empty") {
-		t.Fatal("the cart survived the sign-out")
 	}
 }
 

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/sessiond/sessiond/accesstoken"
-	"github.com/sessiond/sessiond/server"
+	"github.com/sessiond/sessiond/flows"
 )
 
 // clientSide wires client-side sessions when a key-encryption key is
 // configured: the shared signing keys (a first one is made when there is
 // none), the refresh chain key derived from the same secret, and the issuer.
-func (a *app) clientSide(ctx context.Context) (*server.ClientSide, error) {
+func (a *app) clientSide(ctx context.Context) (*flows.ClientSide, error) {
 	c := a.cfg
 	if c.kek == "" {
 		return nil, nil
@@ -39,7 +39,7 @@ func (a *app) clientSide(ctx context.Context) (*server.ClientSide, error) {
 		return nil, err
 	}
 	a.keyring = ring
-	return &server.ClientSide{
+	return &flows.ClientSide{
 		Keys:         ring,
 		Issuer:       accesstoken.Issuer{Name: c.jwtIssuer(), Audience: splitList(c.JWTAudience), TTL: c.AccessTokenTTL},
 		Chain:        chain,

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sessiond/sessiond/accesstoken"
-	"github.com/sessiond/sessiond/account"
 	"io"
 	"net/netip"
 	"net/url"
@@ -15,6 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/accesstoken"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/server"
 )
 
 // config is every setting of sessiond. Each field is a flag; the same
@@ -117,33 +121,33 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Database, "database", "sqlite://sessiond.db", "accounts and sessions: sqlite://PATH or postgres://USER@HOST/DB (pool and timeouts from the URL)")
 	fs.StringVar(&c.SessionStore, "session-store", "", "sessions elsewhere than --database: redis://HOST:PORT/DB (a cluster: ?addr=HOST:PORT&addr=…)")
 
-	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 30*time.Minute, "a session unused this long ends")
-	fs.DurationVar(&c.AbsoluteTimeout, "absolute-timeout", 12*time.Hour, "a session ends this long after login, used or not")
-	fs.DurationVar(&c.RememberMeLifetime, "remember-me-lifetime", 720*time.Hour, "absolute lifetime of a remember-me session")
-	fs.DurationVar(&c.RememberMeIdleTimeout, "remember-me-idle-timeout", 168*time.Hour, "idle timeout of a remember-me session")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", sessiond.DefaultIdleTimeout, "a session unused this long ends")
+	fs.DurationVar(&c.AbsoluteTimeout, "absolute-timeout", sessiond.DefaultAbsoluteTimeout, "a session ends this long after login, used or not")
+	fs.DurationVar(&c.RememberMeLifetime, "remember-me-lifetime", sessiond.DefaultRememberMeLifetime, "absolute lifetime of a remember-me session")
+	fs.DurationVar(&c.RememberMeIdleTimeout, "remember-me-idle-timeout", sessiond.DefaultRememberMeIdleTimeout, "idle timeout of a remember-me session")
 	fs.DurationVar(&c.TouchInterval, "touch-interval", 0, "least time between two last-seen writes of a session (0: a tenth of the idle timeout, at most 1m)")
 	fs.IntVar(&c.MaxSessionsPerUser, "max-sessions-per-user", 0, "beyond it the least recently used session ends (0: no limit)")
-	fs.DurationVar(&c.ReauthWindow, "reauth-window", 10*time.Minute, "how long a password proof lasts for sensitive actions (signing out other sessions, deleting the account, changing the email); after it they need POST /v1/session/reauthenticate")
+	fs.DurationVar(&c.ReauthWindow, "reauth-window", sessiond.DefaultReauthWindow, "how long a password proof lasts for sensitive actions (signing out other sessions, deleting the account, changing the email); after it they need POST /v1/session/reauthenticate")
 	fs.BoolVar(&c.HijackDetection, "hijack-detection", true, "end a browser session whose token comes from another browser or OS family, or without a User-Agent (bearer-token clients are exempt)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", time.Minute, "how often expired sessions are deleted")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 2160*time.Hour, "how long security events (the audit trail) are kept (0: forever)")
-	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 16<<10, "largest session data value")
-	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", 64<<10, "largest session data, keys and values together")
+	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", sessiond.DefaultMaxValueBytes, "largest session data value")
+	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", sessiond.DefaultMaxDataBytes, "largest session data, keys and values together")
 
-	fs.IntVar(&c.LockoutThreshold, "lockout-threshold", 5, "consecutive failed logins before an account is locked")
-	fs.DurationVar(&c.LockoutDuration, "lockout-duration", time.Minute, "first lock; each further lock doubles it")
-	fs.DurationVar(&c.LockoutMaxDuration, "lockout-max-duration", time.Hour, "longest lock")
-	fs.IntVar(&c.PasswordMinLength, "password-min-length", 8, "shortest new password")
-	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", 60, "failed logins per minute from one client IP before 429 (0: off)")
-	fs.IntVar(&c.ResetRatePerIP, "reset-rate-per-ip", 30, "password-reset requests per hour from one client IP that send a message")
-	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", 5, "password-reset requests per hour for one account that send a message")
-	fs.DurationVar(&c.ResetTokenTTL, "reset-token-ttl", 30*time.Minute, "lifetime of a password-reset token")
-	fs.DurationVar(&c.EmailChangeTTL, "email-change-token-ttl", time.Hour, "lifetime of the confirmation token of a change of email")
-	fs.UintVar(&c.Argon2Memory, "argon2-memory", 19456, "argon2id memory in KiB (at least 19456, OWASP)")
-	fs.UintVar(&c.Argon2Time, "argon2-time", 2, "argon2id passes")
-	fs.UintVar(&c.Argon2Parallelism, "argon2-parallelism", 1, "argon2id lanes")
+	fs.IntVar(&c.LockoutThreshold, "lockout-threshold", account.DefaultLockoutThreshold, "consecutive failed logins before an account is locked")
+	fs.DurationVar(&c.LockoutDuration, "lockout-duration", account.DefaultLockoutDuration, "first lock; each further lock doubles it")
+	fs.DurationVar(&c.LockoutMaxDuration, "lockout-max-duration", account.DefaultLockoutMaxDuration, "longest lock")
+	fs.IntVar(&c.PasswordMinLength, "password-min-length", account.DefaultPasswordMinLength, "shortest new password")
+	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", flows.DefaultLoginRatePerIP, "failed logins per minute from one client IP before 429 (0: off)")
+	fs.IntVar(&c.ResetRatePerIP, "reset-rate-per-ip", flows.DefaultResetRatePerIP, "password-reset requests per hour from one client IP that send a message")
+	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", flows.DefaultResetRatePerAccount, "password-reset requests per hour for one account that send a message")
+	fs.DurationVar(&c.ResetTokenTTL, "reset-token-ttl", account.DefaultResetTokenTTL, "lifetime of a password-reset token")
+	fs.DurationVar(&c.EmailChangeTTL, "email-change-token-ttl", account.DefaultEmailChangeTTL, "lifetime of the confirmation token of a change of email")
+	fs.UintVar(&c.Argon2Memory, "argon2-memory", uint(account.DefaultHashParams.Memory), "argon2id memory in KiB (at least 19456, OWASP)")
+	fs.UintVar(&c.Argon2Time, "argon2-time", uint(account.DefaultHashParams.Time), "argon2id passes")
+	fs.UintVar(&c.Argon2Parallelism, "argon2-parallelism", uint(account.DefaultHashParams.Parallelism), "argon2id lanes")
 	fs.IntVar(&c.HashConcurrency, "hash-concurrency", 0, "password hashes computed at once (0: half the CPUs, at least 1)")
-	fs.Float64Var(&c.HashStormShare, "hash-storm-share", 0.5, "while logins queue for a hash slot, the share of the slots' CPU time hashing may take; the rest stays with validations (1: all of it)")
+	fs.Float64Var(&c.HashStormShare, "hash-storm-share", account.DefaultHashStormShare, "while logins queue for a hash slot, the share of the slots' CPU time hashing may take; the rest stays with validations (1: all of it)")
 
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is believed")
 	fs.StringVar(&c.TrustedOrigins, "trusted-origins", "", "comma-separated origins allowed to make cookie-authenticated changes")
@@ -151,12 +155,12 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.CookieSecure, "cookie-secure", true, "set the Secure attribute")
 	fs.StringVar(&c.CookieSameSite, "cookie-samesite", "lax", "SameSite attribute: lax, strict or none")
 	fs.StringVar(&c.CookieDomain, "cookie-domain", "", "Domain attribute (not with a __Host- name)")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 64<<10, "largest request body")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", server.DefaultMaxBodyBytes, "largest request body")
 	fs.BoolVar(&c.HSTS, "hsts", false, "send Strict-Transport-Security (on by itself with --tls-cert)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve TLS with this certificate file")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "and this key file")
 	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL, for links in notifications")
-	fs.BoolVar(&c.Pages, "pages", true, "serve the browser pages (sign-in, account, devices, activity, shop) on the public listener")
+	fs.BoolVar(&c.Pages, "pages", true, "serve the browser pages (sign-in, account, devices, activity) on the public listener")
 
 	fs.StringVar(&c.AdminKeyFile, "admin-key-file", "", "file holding the admin API key (or set SESSIOND_ADMIN_KEY)")
 
@@ -184,14 +188,14 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AdminPprof, "admin-pprof", false, "serve Go's profiler under /debug/pprof/ on the admin listener, behind the admin key")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "garbage collector target as in GOGC: the heap grows by this percentage of the live heap between collections (the GOGC environment variable, when set, wins)")
 	fs.DurationVar(&c.CacheMaxAge, "cache-max-age", 2*time.Second, "longest a cached session is trusted without reading the store: the bound on staleness when a change went unannounced or the store is down")
-	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 5*time.Minute, "lifetime of a client-side access token (JWT)")
+	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", flows.DefaultAccessTokenTTL, "lifetime of a client-side access token (JWT)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", `"iss" of access tokens (default: --public-url, else "sessiond")`)
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", `comma-separated "aud" of access tokens`)
-	fs.DurationVar(&c.RefreshGrace, "refresh-grace", 10*time.Second, "how long a just-used refresh token may come again from an honest racing client")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", flows.DefaultRefreshGrace, "how long a just-used refresh token may come again from an honest racing client")
 	fs.DurationVar(&c.KeyActivationDelay, "key-activation-delay", 90*time.Second, "a new signing key is published this long before it signs")
-	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", time.Minute, "Cache-Control max-age of /.well-known/jwks.json")
+	fs.DurationVar(&c.JWKSMaxAge, "jwks-max-age", flows.DefaultJWKSMaxAge, "Cache-Control max-age of /.well-known/jwks.json")
 	fs.DurationVar(&c.KeyReloadInterval, "key-reload-interval", 10*time.Second, "how often a node reloads the shared signing keys")
-	fs.DurationVar(&c.ClockSkew, "clock-skew", 30*time.Second, "clock difference allowed between sessiond and the services verifying its access tokens; a retired key stays published this long past its last token's expiry")
+	fs.DurationVar(&c.ClockSkew, "clock-skew", flows.DefaultClockSkew, "clock difference allowed between sessiond and the services verifying its access tokens; a retired key stays published this long past its last token's expiry")
 	fs.StringVar(&c.KEKFile, "key-encryption-key-file", "", "file with the base64 32-byte key that seals signing keys at rest and keys refresh chains (or SESSIOND_KEY_ENCRYPTION_KEY); client-side sessions are off without one")
 
 	fs.StringVar(&c.ConfigFile, "config", "", "JSON file of settings, keys are flag names")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/flows"
 	"github.com/sessiond/sessiond/memstore"
 	"github.com/sessiond/sessiond/server"
 )
@@ -132,20 +133,14 @@ func checkUsable(t *testing.T, c *config, argv []string) {
 	if err != nil {
 		t.Fatalf("loadConfig(%q) accepted, the account rules refuse it: %v", argv, err)
 	}
-	proxies, err := c.proxies()
-	if err != nil {
+	if _, err := c.proxies(); err != nil {
 		t.Fatalf("loadConfig(%q) accepted, its proxies do not parse: %v", argv, err)
 	}
-	if _, err := server.New(server.Config{
-		Cookie:              c.cookie(),
-		TrustedOrigins:      splitList(c.TrustedOrigins),
-		TrustedProxies:      proxies,
-		MaxBodyBytes:        c.MaxBodyBytes,
-		ResetRatePerIP:      c.ResetRatePerIP,
-		ResetRatePerAccount: c.ResetRatePerAccount,
-		AdminKey:            c.adminKey,
-		PublicURL:           c.PublicURL,
-	}, server.Deps{Sessions: m, Accounts: a}); err != nil {
+	f, err := flows.New(c.flowsConfig(), flows.Deps{Sessions: m, Accounts: a})
+	if err != nil {
+		t.Fatalf("loadConfig(%q) accepted, the flows refuse it: %v", argv, err)
+	}
+	if _, err := server.New(c.serverConfig(), server.Deps{Flows: f, Sessions: m, Accounts: a}); err != nil {
 		t.Fatalf("loadConfig(%q) accepted, the HTTP layer refuses it: %v", argv, err)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {

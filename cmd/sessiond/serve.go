@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sessiond/sessiond/accesstoken"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessiond/sessiond/accesstoken"
+	"github.com/sessiond/sessiond/flows"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
@@ -74,13 +76,10 @@ func (c *config) policy() sessiond.Policy {
 }
 
 func (c *config) accountConfig() account.Config {
-	threshold := c.LockoutThreshold
-	if threshold == 0 {
-		threshold = -1 // the flag's 0 means off
-	}
 	return account.Config{
 		PasswordMinLength:  c.PasswordMinLength,
-		LockoutThreshold:   threshold,
+		LockoutThreshold:   c.LockoutThreshold,
+		LockoutOff:         c.LockoutThreshold == 0, // the flag's documented "0: off"
 		LockoutDuration:    c.LockoutDuration,
 		LockoutMaxDuration: c.LockoutMaxDuration,
 		ResetTokenTTL:      c.ResetTokenTTL,
@@ -95,6 +94,31 @@ func (c *config) accountConfig() account.Config {
 	}
 }
 
+func (c *config) flowsConfig() flows.Config {
+	return flows.Config{
+		LoginRatePerIP:      c.LoginRatePerIP,
+		LoginRateOff:        c.LoginRatePerIP == 0, // the flag's documented "0: off"
+		ResetRatePerIP:      c.ResetRatePerIP,
+		ResetRatePerAccount: c.ResetRatePerAccount,
+		PublicURL:           c.PublicURL,
+
+		DisableHijackDetection: !c.HijackDetection,
+	}
+}
+
+func (c *config) serverConfig() server.Config {
+	proxies, _ := c.proxies() // checked with the rest of the configuration
+	return server.Config{
+		Cookie:         c.cookie(),
+		TrustedOrigins: splitList(c.TrustedOrigins),
+		TrustedProxies: proxies,
+		MaxBodyBytes:   c.MaxBodyBytes,
+		HSTS:           c.HSTS || c.TLSCert != "",
+		AdminKey:       c.adminKey,
+		Pprof:          c.AdminPprof,
+	}
+}
+
 // app is a wired sessiond: stores, rules and the HTTP layer.
 type app struct {
 	cfg      *config
@@ -102,6 +126,7 @@ type app struct {
 	backend  *backend
 	sessions *sessiond.Manager
 	accounts *account.Service
+	flows    *flows.Flows
 	server   *server.Server
 	keyring  *accesstoken.Keyring // nil: client-side sessions off
 	webhooks *webhook.Dispatcher  // nil: no lifecycle webhooks
@@ -129,8 +154,8 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	recordLock := a.auditRecorder().LockObserver()
 	onLock := func(ctx context.Context, userID string, until time.Time) {
 		recordLock(ctx, userID, until)
-		if a.server != nil {
-			a.server.AccountLocked(ctx, userID, until)
+		if a.flows != nil {
+			a.flows.AccountLocked(ctx, userID, until)
 		}
 	}
 	if a.accounts, err = account.NewService(b.accounts, c.accountConfig(), account.WithLogger(log),
@@ -145,11 +170,6 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 			return fail(err)
 		}
 		notifier = notify.Webhook{URL: c.NotifyWebhook, Secret: secret}
-	}
-	proxies, _ := c.proxies()
-	loginRate := c.LoginRatePerIP
-	if loginRate == 0 {
-		loginRate = -1 // the flag's 0 means off
 	}
 	clientSide, err := a.clientSide(ctx)
 	if err != nil {
@@ -172,30 +192,25 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 			return fail(fmt.Errorf("lifecycle webhook outbox: %w", err))
 		}
 	}
-	a.server, err = server.New(server.Config{
-		Cookie:              c.cookie(),
-		TrustedOrigins:      splitList(c.TrustedOrigins),
-		TrustedProxies:      proxies,
-		MaxBodyBytes:        c.MaxBodyBytes,
-		LoginRatePerIP:      loginRate,
-		ResetRatePerIP:      c.ResetRatePerIP,
-		ResetRatePerAccount: c.ResetRatePerAccount,
-		HSTS:                c.HSTS || c.TLSCert != "",
-		AdminKey:            c.adminKey,
-		Pprof:               c.AdminPprof,
-		PublicURL:           c.PublicURL,
-
-		DisableHijackDetection: !c.HijackDetection,
-	}, server.Deps{
+	a.flows, err = flows.New(c.flowsConfig(), flows.Deps{
+		Sessions:   a.sessions,
+		Accounts:   a.accounts,
+		Notifier:   notifier,
+		Audit:      b.audit,
+		Logger:     log,
+		ClientSide: clientSide,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	a.server, err = server.New(c.serverConfig(), server.Deps{
+		Flows:    a.flows,
 		Sessions: a.sessions,
 		Accounts: a.accounts,
-		Notifier: notifier,
 		Ready:    b.ping,
 		Logger:   log,
 		Audit:    b.audit,
-
-		ClientSide: clientSide,
-		Webhooks:   a.webhooks,
+		Webhooks: a.webhooks,
 	})
 	if err != nil {
 		return fail(err)
@@ -345,7 +360,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			log.Error("shutdown", "err", err)
 		}
 	}
-	a.server.Wait(shutdownCtx)
+	a.flows.Wait(shutdownCtx)
 	cancel()
 	wg.Wait()
 	log.Info("sessiond stopped")

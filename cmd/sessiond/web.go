@@ -8,7 +8,9 @@ func (a *app) mountPages() error {
 	if !a.cfg.Pages {
 		return nil
 	}
-	p, err := web.New(a.server)
+	proxies, _ := a.cfg.proxies()
+	p, err := web.New(web.Config{Cookie: a.cfg.cookie(), TrustedProxies: proxies}, web.Deps{
+		Flows: a.flows, Sessions: a.sessions, Accounts: a.accounts, Audit: a.backend.audit, Logger: a.log})
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,8 @@
-package server
+package flows
 
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/netip"
 	"sync"
 
@@ -16,7 +15,7 @@ import (
 // "cookie" or "jwt_cookie") remembers the browser and OS family it started
 // with (sessiond.Session.BrowserBound). A request that presents its token
 // from another family, or with no User-Agent, is refused as if the token
-// were dead (401), and the session is ended with reason hijack_suspected,
+// were dead, and the session is ended with reason hijack_suspected,
 // recorded in the audit trail and told to its user (a hijack_suspected
 // notification). Sessions handed to bearer-token clients (transport
 // "token" and "jwt", and sessions an administrator created) are exempt:
@@ -33,58 +32,49 @@ import (
 // started from is recorded as an ip_changed event, once per session and
 // address.
 
-// checkClient applies the hijack rule to sess, the validated session of r.
-// It returns sessiond.ErrRevoked after ending a suspected session, which
-// callers answer like any dead token. For other sessions it notes a change
-// of client address.
-func (s *Server) checkClient(r *http.Request, sess *sessiond.Session) error {
+// CheckClient applies the hijack rule to sess, the validated session of a
+// request from c: when c is another browser than the one that started a
+// browser session, the session is ended (hijack_suspected, an audit event,
+// a notification) and the error is sessiond.ErrRevoked, to be answered
+// like any dead token. For other sessions it notes a change of address.
+func (f *Flows) CheckClient(ctx context.Context, c Client, sess *sessiond.Session) error {
 	if sess.Anonymous() {
 		return nil
 	}
-	if !s.cfg.DisableHijackDetection && sess.ClientMismatch(r.UserAgent()) {
-		s.hijackSuspected(r, sess)
+	if !f.cfg.DisableHijackDetection && sess.ClientMismatch(c.UserAgent) {
+		f.hijackSuspected(ctx, c, sess)
 		return sessiond.ErrRevoked
 	}
-	s.noteAddress(r, sess)
+	f.noteAddress(ctx, c, sess)
 	return nil
 }
 
-// CheckClient applies the hijack rule to sess, the session the request r
-// carries, as every route of the API does after validating a token: when
-// the request comes from another browser than the one that started a
-// browser session, the session is ended (hijack_suspected, an audit event,
-// a notification) and the error is sessiond.ErrRevoked: treat the request
-// as signed out. For the browser pages.
-func (s *Server) CheckClient(r *http.Request, sess *sessiond.Session) error {
-	return s.checkClient(r, sess)
-}
-
-// hijackSuspected ends sess, whose token r presented from another client.
-func (s *Server) hijackSuspected(r *http.Request, sess *sessiond.Session) {
-	ctx := s.auditContext(r)
-	presented := sessiond.ParseDevice(r.UserAgent())
-	ip := s.clientIP(r)
-	err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonHijack)
+// hijackSuspected ends sess, whose token c presented.
+func (f *Flows) hijackSuspected(ctx context.Context, c Client, sess *sessiond.Session) {
+	actx := f.auditContext(ctx, c)
+	presented := sessiond.ParseDevice(c.UserAgent)
+	ip := c.IP()
+	err := f.sessions.Revoke(ctx, sess.ID, sessiond.ReasonHijack)
 	switch {
 	case errors.Is(err, sessiond.ErrNotFound):
 		return // ended meanwhile (a racing request made this same call)
 	case err != nil:
 		// The request is refused all the same; the session may live on,
 		// and the next request from the thief is refused again.
-		s.log.ErrorContext(r.Context(), "ending a hijacked session failed", "user_id", sess.UserID, "session_id", sess.ID, "err", err)
+		f.log.ErrorContext(ctx, "ending a hijacked session failed", "user_id", sess.UserID, "session_id", sess.ID, "err", err)
 		return
 	}
-	s.metrics.revoked.WithLabelValues(sessiond.ReasonHijack).Inc()
-	s.metrics.hijacks.Inc()
-	s.log.WarnContext(r.Context(), "session token presented by another browser: session revoked",
+	f.metrics.revoked.WithLabelValues(sessiond.ReasonHijack).Inc()
+	f.metrics.hijacks.Inc()
+	f.log.WarnContext(ctx, "session token presented by another browser: session revoked",
 		"user_id", sess.UserID, "session_id", sess.ID,
 		"session_browser", sess.Device.Browser, "session_os", sess.Device.OS,
 		"browser", presented.Browser, "os", presented.OS, "ip", ip)
-	s.audit.Record(ctx, sess.UserID, audit.HijackSuspected, sess.ID, map[string]any{
+	f.audit.Record(actx, sess.UserID, audit.HijackSuspected, sess.ID, map[string]any{
 		"session_browser": sess.Device.Browser, "session_os": sess.Device.OS, "session_ip": sess.IP,
-		"user_agent_missing": r.UserAgent() == "",
+		"user_agent_missing": c.UserAgent == "",
 	})
-	s.notifyUser(ctx, sess.UserID, notify.TypeHijackSuspected, map[string]any{
+	f.notifyUser(actx, sess.UserID, notify.TypeHijackSuspected, map[string]any{
 		"session_id":      sess.ID,
 		"session_browser": sess.Device.Browser,
 		"session_os":      sess.Device.OS,
@@ -92,7 +82,7 @@ func (s *Server) hijackSuspected(r *http.Request, sess *sessiond.Session) {
 		"browser":         presented.Browser,
 		"os":              presented.OS,
 		"ip":              ip,
-		"detected_at":     rfc3339(s.sessions.Now()),
+		"detected_at":     rfc3339(f.Now()),
 	})
 }
 
@@ -132,31 +122,27 @@ func (a *addressesSeen) forget(key string) {
 // from an address other than the one it started from: once per session
 // and address, checked against the trail so that other nodes and restarts
 // do not repeat it. The check and the write run after the request.
-func (s *Server) noteAddress(r *http.Request, sess *sessiond.Session) {
-	if !s.audit.Enabled() || sess.IP == "" {
+func (f *Flows) noteAddress(ctx context.Context, c Client, sess *sessiond.Session) {
+	if !f.audit.Enabled() || sess.IP == "" {
 		return
 	}
-	if len(s.cfg.TrustedProxies) == 0 && peerIs(r.RemoteAddr, sess.IP) {
-		return // the usual case, without parsing an address
-	}
-	a := s.clientAddr(r)
-	if started, err := netip.ParseAddr(sess.IP); err == nil && started == a {
+	if started, err := netip.ParseAddr(sess.IP); err == nil && started == c.Addr {
 		return // the usual case, without writing the address as text
 	}
-	ip := a.String()
+	ip := c.IP()
 	if ip == sess.IP {
 		return
 	}
 	key := sess.ID + " " + ip
-	if !s.addrSeen.first(key) {
+	if !f.addrSeen.first(key) {
 		return
 	}
-	ctx := s.auditContext(r)
-	started := s.goBackground(ctx, func(ctx context.Context) {
-		evs, err := s.audit.Store.List(ctx, sess.UserID, audit.Filter{Types: []string{audit.IPChanged}, Limit: audit.MaxLimit})
+	actx := f.auditContext(ctx, c)
+	started := f.goBackground(actx, func(ctx context.Context) {
+		evs, err := f.audit.Store.List(ctx, sess.UserID, audit.Filter{Types: []string{audit.IPChanged}, Limit: audit.MaxLimit})
 		if err != nil {
-			s.addrSeen.forget(key)
-			s.log.WarnContext(ctx, "checking for a known address failed", "user_id", sess.UserID, "err", err)
+			f.addrSeen.forget(key)
+			f.log.WarnContext(ctx, "checking for a known address failed", "user_id", sess.UserID, "err", err)
 			return
 		}
 		for _, e := range evs {
@@ -164,20 +150,10 @@ func (s *Server) noteAddress(r *http.Request, sess *sessiond.Session) {
 				return
 			}
 		}
-		s.metrics.ipChanges.Inc()
-		s.audit.Record(ctx, sess.UserID, audit.IPChanged, sess.ID, map[string]any{"session_ip": sess.IP})
+		f.metrics.ipChanges.Inc()
+		f.audit.Record(ctx, sess.UserID, audit.IPChanged, sess.ID, map[string]any{"session_ip": sess.IP})
 	})
 	if !started {
-		s.addrSeen.forget(key) // the next request tries again
+		f.addrSeen.forget(key) // the next request tries again
 	}
-}
-
-// peerIs reports whether remote, a RemoteAddr ("1.2.3.4:5", "[::1]:5"), is
-// the address ip as written. False may still be the same address written
-// otherwise (an IPv4-mapped IPv6 peer): callers then compare parsed.
-func peerIs(remote, ip string) bool {
-	if len(remote) > len(ip)+2 && remote[0] == '[' {
-		return remote[1+len(ip)] == ']' && remote[1:1+len(ip)] == ip
-	}
-	return len(remote) > len(ip) && remote[len(ip)] == ':' && remote[:len(ip)] == ip
 }

@@ -1,0 +1,93 @@
+package flows
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+)
+
+// Authenticate validates tok, the token a request presented (a session
+// token or a client-side access token), as a use of its session: it slides
+// the idle deadline, and the hijack rule applies (CheckClient). Dead and
+// unknown tokens are rejections (sessiond.IsRejection), and an empty one is
+// ErrUnauthenticated; any other error is a store failure.
+func (f *Flows) Authenticate(ctx context.Context, c Client, tok string) (Caller, error) {
+	if tok == "" {
+		f.metrics.rejected.WithLabelValues("missing").Inc()
+		return Caller{}, ErrUnauthenticated
+	}
+	jwt := LooksLikeJWT(tok)
+	var sess *sessiond.Session
+	var err error
+	if jwt {
+		sess, err = f.authenticateJWT(ctx, tok)
+	} else {
+		sess, err = f.sessions.Validate(ctx, tok)
+	}
+	if err == nil {
+		err = f.CheckClient(ctx, c, sess)
+	}
+	if err != nil {
+		f.metrics.countRejection(err)
+		return Caller{}, err
+	}
+	return Caller{Session: sess, Token: tok, ClientSide: jwt}, nil
+}
+
+// AuthenticateUser is Authenticate for actions that need a signed-in user:
+// an anonymous session is ErrUnauthenticated too, and so is a session
+// whose account is gone. It also returns the user.
+func (f *Flows) AuthenticateUser(ctx context.Context, c Client, tok string) (Caller, *account.User, error) {
+	cl, err := f.Authenticate(ctx, c, tok)
+	if err != nil {
+		return Caller{}, nil, err
+	}
+	if cl.Session.Anonymous() {
+		f.metrics.rejected.WithLabelValues("anonymous").Inc()
+		return Caller{}, nil, ErrUnauthenticated
+	}
+	f.metrics.validated.Inc()
+	u, err := f.accounts.User(ctx, cl.Session.UserID)
+	if errors.Is(err, account.ErrUserNotFound) {
+		return Caller{}, nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return Caller{}, nil, err
+	}
+	return cl, u, nil
+}
+
+// Introspect tells an administrator whether tok is the token of an active
+// session (active false, no error, when it is not) and returns the session
+// and its user (nil for an anonymous session). It is a use of the session,
+// like Authenticate, but without the hijack rule: the administrator's
+// caller is not the session's client.
+func (f *Flows) Introspect(ctx context.Context, tok string) (active bool, sess *sessiond.Session, u *account.User, err error) {
+	sess, err = f.sessions.Validate(ctx, tok)
+	if err != nil {
+		f.metrics.countRejection(err)
+		if sessiond.IsRejection(err) {
+			return false, nil, nil, nil
+		}
+		return false, nil, nil, err
+	}
+	if !sess.Anonymous() {
+		u, err = f.accounts.User(ctx, sess.UserID)
+		switch {
+		case errors.Is(err, account.ErrUserNotFound):
+			return false, nil, nil, nil
+		case err != nil:
+			return false, nil, nil, err
+		}
+	}
+	f.metrics.validated.Inc()
+	return true, sess, u, nil
+}
+
+// IsUnauthenticated reports whether err means the request signs no one in
+// (ErrUnauthenticated or a rejected token), as opposed to a failure.
+func IsUnauthenticated(err error) bool {
+	return errors.Is(err, ErrUnauthenticated) || sessiond.IsRejection(err)
+}

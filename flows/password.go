@@ -1,0 +1,131 @@
+package flows
+
+import (
+	"context"
+
+	"github.com/sessiond/sessiond"
+	"github.com/sessiond/sessiond/account"
+	"github.com/sessiond/sessiond/audit"
+)
+
+// Rotated is a session that proved its user's password again and got a
+// new token (a new refresh chain for a client-side session).
+type Rotated struct {
+	Session *sessiond.Session
+	Token   string
+	// Revoked is how many other sessions ended (Force Logout).
+	Revoked int
+}
+
+// ChangePassword sets a new password for the user of caller after checking
+// the current one, ends every other session of the user (Force Logout) and
+// gives the caller's session a new token, which the caller delivers. The
+// check of the current password is a proof like a reauthentication: the
+// session is fresh after. A wrong current password counts toward lockout
+// and the per-address limit.
+func (f *Flows) ChangePassword(ctx context.Context, c Client, caller Caller, current, newPassword string) (*Rotated, error) {
+	userID := caller.Session.UserID
+	if _, err := f.accounts.ChangePassword(f.auditContext(ctx, c), userID, current, newPassword); err != nil {
+		f.passwordFailed(c, err)
+		return nil, err
+	}
+	n, err := f.endAllSessions(ctx, userID, caller.Session.ID, sessiond.ReasonForceLogout)
+	if err != nil {
+		return nil, err
+	}
+	sess, tok, err := f.rotate(ctx, caller)
+	if err != nil {
+		return nil, err
+	}
+	f.log.InfoContext(ctx, "password changed", "user_id", userID, "revoked", n)
+	f.audit.Record(f.auditContext(ctx, c), userID, audit.PasswordChanged, sess.ID, map[string]any{"sessions_ended": n})
+	f.notifyPasswordChanged(ctx, c, userID, "change", n)
+	return &Rotated{Session: sess, Token: tok, Revoked: n}, nil
+}
+
+// rotate records a fresh proof of the password in the caller's session
+// and gives it a new token: a client-side session survives with a new
+// refresh chain, and the old chain, with the access tokens it renews,
+// ends.
+func (f *Flows) rotate(ctx context.Context, caller Caller) (*sessiond.Session, string, error) {
+	var next string
+	if caller.ClientSide {
+		var err error
+		if next, err = f.newRefreshChain(caller.Session.ID); err != nil {
+			return nil, "", err
+		}
+	}
+	return f.sessions.Reauthenticate(ctx, caller.Session, next)
+}
+
+// StartReset starts a password reset for email under the per-address and
+// per-account limits. Known and unknown emails answer alike: the lookup
+// and the delivery run after the answer. An address that is not one is
+// account.ErrInvalidEmail.
+func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
+	email, err := account.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	now := f.Now()
+	if !f.resetByIP.take(addrKey(c.Addr), now) || !f.resetByUser.take(email, now) {
+		f.metrics.resets.WithLabelValues("limited").Inc()
+		return nil
+	}
+	f.goBackground(ctx, func(ctx context.Context) {
+		tok, u, expires, err := f.accounts.RequestReset(ctx, email)
+		switch {
+		case err != nil:
+			f.metrics.resets.WithLabelValues("failed").Inc()
+			f.log.ErrorContext(ctx, "password reset failed", "err", err)
+			return
+		case u == nil:
+			f.metrics.resets.WithLabelValues("unknown").Inc()
+			return
+		}
+		f.sendReset(ctx, u, tok, expires)
+	})
+	return nil
+}
+
+// ResetParams describe the confirmation of a password reset.
+type ResetParams struct {
+	Token, NewPassword string
+	RememberMe         bool
+	Transport          string
+	// Replace is the token the request carried, if any.
+	Replace string
+}
+
+// ConfirmReset sets a new password with a reset token, ends every session
+// of the user and starts a new one for the caller, who delivers its token.
+func (f *Flows) ConfirmReset(ctx context.Context, c Client, p ResetParams) (*SignedIn, error) {
+	u, err := f.accounts.ConfirmReset(ctx, p.Token, p.NewPassword)
+	if err != nil {
+		return nil, err
+	}
+	n, err := f.endAllSessions(ctx, u.ID, "", sessiond.ReasonForceLogout)
+	if err != nil {
+		return nil, err
+	}
+	f.log.InfoContext(ctx, "password reset", "user_id", u.ID)
+	f.audit.Record(f.auditContext(ctx, c), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
+	f.notifyPasswordChanged(ctx, c, u.ID, "reset", n)
+	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace})
+}
+
+// DeleteAccount deletes the account of current's user after checking its
+// password, and ends its sessions. It is a sensitive action: current needs
+// a fresh proof of the password besides.
+func (f *Flows) DeleteAccount(ctx context.Context, c Client, current *sessiond.Session, password string) error {
+	if err := f.RequireFresh(ctx, current, "delete the account"); err != nil {
+		return err
+	}
+	userID := current.UserID
+	if err := f.accounts.Delete(f.auditContext(ctx, c), userID, password); err != nil {
+		return err
+	}
+	f.endAllSessions(ctx, userID, "", sessiond.ReasonUserDeleted)
+	f.log.InfoContext(ctx, "user deleted", "user_id", userID)
+	return nil
+}
