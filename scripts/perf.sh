@@ -17,7 +17,7 @@
 #       median ratio is reported (all rounds are listed), which steadies
 #       the ratio on a machine whose other load comes and goes;
 #   (c) login storm: 32 connections logging in as fast as they can
-#       (`sessiond bench --scenario login`, argon2id at the default cost)
+#       (`sessiond-load --scenario login`, argon2id at the default cost)
 #       while wrk measures who-am-I as in (b);
 #   (d) with --sessions N (SQLite only, e.g. 1000000): N sessions written
 #       into a fresh database file by internal/perf/seed before the server
@@ -97,6 +97,7 @@ trap 'exit 130' INT TERM
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "building"
 go build -o "$work/sessiond" ./cmd/sessiond
+go build -o "$work/sessiond-load" ./cmd/sessiond-load
 go build -o "$work/noop" ./internal/perf/noop
 go build -o "$work/seed" ./internal/perf/seed
 
@@ -205,7 +206,7 @@ field() { sed -n "s/.*[ ]$2=\([^ ]*\).*/\1/p" <<<"$1"; }
 # ---- (b, setup) sessiond with 1,000 sessions ----
 say "starting sessiond ($backend)"
 start_sessiond "$database"
-"$work/sessiond" bench --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" \
+"$work/sessiond-load" --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" \
   --setup-only --users 32 --sessions 1000 --tokens-out "$work/tokens-1k.txt" 2>&1 | sed 's/^/  /' >&2
 first=$(head -n1 "$work/tokens-1k.txt")
 body_bytes=$(curl -fsS -o /dev/null -w '%{size_download}' -H "Authorization: Bearer $first" "http://127.0.0.1:$pub/v1/session")
@@ -251,7 +252,7 @@ whoami=${round_whoami[$median]}
 
 # ---- (c) login storm ----
 say "(c) login storm: 32 connections logging in while wrk measures who-am-I"
-"$work/sessiond" bench --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" \
+"$work/sessiond-load" --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" \
   --scenario login --connections 32 --users 32 --warmup 1s --duration "$((dur + 1))s" --timeout 60s \
   --json "$out/login-storm.json" >"$out/login-storm.txt" 2>"$work/storm.err" &
 storm_pid=$!
@@ -315,7 +316,7 @@ target_ratio=$(case $backend in sqlite) echo 0.80 ;; redis) echo 0.70 ;; postgre
     "$(awk -v a="$cpu_like" -v b="$cpu_noop" 'BEGIN { printf "%.2f", a - b }')"
   printf '%-44s %10.0f %9.3f %9.3f %8s %7s  %s\n' "(c) GET /v1/session during a login storm" "$s_rps" "$s_p50" "$s_p99" "$(field "$storm" errors)" \
     "$(ratio "$s_rps" "$w_rps")" "of (b): >= 0.70, p99 < 10 ms ($(pct "$s_rps" "$w_rps") req/s)"
-  printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(sessiond bench; p99 with its unit)"
+  printf '%-44s %10s %9s %9s %8s %7s  %s\n' "    the storm: POST /v1/login, 32 conns" "${logins:-?}" "" "${login_p99:-?}" "${login_errors:-?}" "" "(sessiond-load; p99 with its unit)"
   if [ "$rounds" -gt 1 ]; then
     printf '    rounds (who-am-I / no-op req/s, and (a'"'"')):'
     for i in "${!round_ratio[@]}"; do

@@ -6,8 +6,8 @@
 #   scripts/pgo.sh [--seconds N]
 #
 # Starts sessiond on a fresh SQLite file with --admin-pprof, creates users
-# and sessions with `sessiond bench`, and profiles the server for N seconds
-# (default 30) while `sessiond bench` drives it: two thirds of the time
+# and sessions with `sessiond-load`, and profiles the server for N seconds
+# (default 30) while `sessiond-load` drives it: two thirds of the time
 # who-am-I, a third the mixed scenario (who-am-I, session data, logins,
 # logouts), which is what a deployment spends its CPU on. Rerun it after a
 # change to the request path and commit the new profile.
@@ -41,6 +41,7 @@ free_port() {
 
 # Built without the current profile, so the new one describes plain code.
 go build -pgo=off -o "$work/sessiond" ./cmd/sessiond
+go build -o "$work/sessiond-load" ./cmd/sessiond-load
 export SESSIOND_ADMIN_KEY
 SESSIOND_ADMIN_KEY=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 pub=$(free_port); adm=$(free_port)
@@ -50,7 +51,7 @@ while [ "$adm" = "$pub" ]; do adm=$(free_port); done
 pid=$!
 for _ in $(seq 1 150); do curl -fsS -o /dev/null "http://127.0.0.1:$pub/healthz" 2>/dev/null && break; sleep 0.2; done
 
-bench=("$work/sessiond" bench --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" --users 32 --sessions 1000 --warmup 1s)
+bench=("$work/sessiond-load" --target "http://127.0.0.1:$pub" --admin "http://127.0.0.1:$adm" --users 32 --sessions 1000 --warmup 1s)
 "${bench[@]}" --setup-only >/dev/null
 curl -fsS -o "$work/cpu.pprof" -H "Authorization: Bearer $SESSIOND_ADMIN_KEY" \
   "http://127.0.0.1:$adm/debug/pprof/profile?seconds=$secs" &

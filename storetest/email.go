@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,8 +10,9 @@ import (
 	"github.com/sessiond/sessiond/account"
 )
 
-// Changes of email: Store.CreateEmailChange and ApplyEmailChange, and the
-// Service's RequestEmailChange and ConfirmEmailChange over them.
+// Changes of email: Store.CreateEmailChange and ApplyEmailChange. The
+// Service's RequestEmailChange and ConfirmEmailChange over them are tested
+// in package account.
 
 func changeHash(n byte) [32]byte {
 	var h [32]byte
@@ -161,61 +161,4 @@ func testStoreEmailChangeConcurrent(t *testing.T, e *accountEnv) {
 	if wins.Load() != 1 || taken.Load() != 1 {
 		t.Fatalf("two changes to one address: %d applied, %d taken; want 1 and 1", wins.Load(), taken.Load())
 	}
-}
-
-func testServiceEmailChange(t *testing.T, e *accountEnv) {
-	ctx := t.Context()
-	u := e.register(t, "ada@example.com", pw1)
-	e.register(t, "bob@example.com", pw2)
-
-	for _, c := range []struct {
-		email string
-		want  error
-	}{
-		{"not an email", account.ErrInvalidEmail},
-		{"  ADA@Example.com ", account.ErrEmailUnchanged},
-		{"Bob@example.com", account.ErrEmailTaken},
-	} {
-		_, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, c.email)
-		wantErr(t, "RequestEmailChange("+c.email+")", err, c.want)
-	}
-	_, _, _, _, err := e.svc.RequestEmailChange(ctx, "no-such-user", "x@example.com")
-	wantErr(t, "RequestEmailChange(missing user)", err, account.ErrUserNotFound)
-
-	tok, got, norm, exp, err := e.svc.RequestEmailChange(ctx, u.ID, " Ada@New.Example ")
-	if err != nil || !strings.HasPrefix(tok, account.EmailChangeTokenPrefix) || got.Email != "ada@example.com" ||
-		got.PasswordHash != "" || norm != "ada@new.example" || !exp.Equal(e.clock.Now().Add(account.DefaultEmailChangeTTL)) {
-		t.Fatalf("RequestEmailChange = %q, %+v, %q, %v, %v", tok, got, norm, exp, err)
-	}
-	// A second request voids the first.
-	tok2, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@newer.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = e.svc.ConfirmEmailChange(ctx, tok)
-	wantErr(t, "ConfirmEmailChange(superseded)", err, account.ErrInvalidEmailChangeToken)
-	for _, bad := range []string{"", "sde_short", tok2 + "x", "sdp_" + tok2[4:]} {
-		_, _, err = e.svc.ConfirmEmailChange(ctx, bad)
-		wantErr(t, "ConfirmEmailChange(malformed)", err, account.ErrInvalidEmailChangeToken)
-	}
-	v, old, err := e.svc.ConfirmEmailChange(ctx, tok2)
-	if err != nil || v.Email != "ada@newer.example" || old != "ada@example.com" || v.PasswordHash != "" {
-		t.Fatalf("ConfirmEmailChange = %+v, %q, %v", v, old, err)
-	}
-	// The new address signs in; the old one is unknown.
-	e.signIn(t, e.svc, "ada@newer.example", pw1)
-	_, err = e.svc.Authenticate(ctx, "ada@example.com", pw1)
-	wantErr(t, "Authenticate(old address)", err, account.ErrInvalidCredentials)
-	if got, _ := e.svc.User(ctx, u.ID); got.Email != "ada@newer.example" {
-		t.Fatalf("User after the change: %q", got.Email)
-	}
-
-	// Expiry.
-	tok3, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@third.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(account.DefaultEmailChangeTTL)
-	_, _, err = e.svc.ConfirmEmailChange(ctx, tok3)
-	wantErr(t, "ConfirmEmailChange(expired)", err, account.ErrInvalidEmailChangeToken)
 }

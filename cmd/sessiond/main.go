@@ -26,7 +26,6 @@ Usage:
   sessiond sessions revoke --user ID|--email E   end every session of a user
   sessiond keys rotate|list                      add a signing key for access tokens / show them
   sessiond keys new-kek                          print a new key-encryption key (base64)
-  sessiond bench [flags]                         load-test a running server (own flags: 'sessiond bench -h')
   sessiond version
 
 Every subcommand takes the serve flags (see 'sessiond serve -h'); each flag
@@ -62,8 +61,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = sessionsCmd(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		err = keysCmd(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		err = benchCmd(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "sessiond", version)
 	case "help", "-h", "-help", "--help":

@@ -1,4 +1,4 @@
-// Package perf holds the measuring parts of `sessiond bench` and of the
+// Package perf holds the measuring parts of `sessiond-load` and of the
 // performance scripts: a log-linear latency histogram in the manner of
 // HdrHistogram, the results table and the SVG percentile chart.
 package perf

@@ -6,7 +6,7 @@
 //
 // The schema and the users come through the library (sqlite.Open migrates,
 // account.Service registers the users with the bench's emails and
-// password, so `sessiond bench` finds them). The sessions go in by batched
+// password, so `sessiond-load` finds them). The sessions go in by batched
 // INSERTs in large transactions, which is what makes a million take
 // seconds instead of the hours one synced transaction each would: their
 // ids, tokens and token hashes are made by sessiond.NewID, NewSecret and

@@ -28,7 +28,7 @@ import (
 	"github.com/sessiond/sessiond/internal/perf"
 )
 
-const benchUsage = `Usage: sessiond bench [flags]
+const benchUsage = `Usage: sessiond-load [flags]
 
 Load-tests a RUNNING sessiond: creates users and sessions through the admin
 API (key from SESSIOND_ADMIN_KEY), then runs each scenario for --duration
@@ -104,7 +104,7 @@ type benchConfig struct {
 
 func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (*benchConfig, error) {
 	c := &benchConfig{}
-	fs := flag.NewFlagSet("sessiond bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("sessiond-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
@@ -129,7 +129,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 		return nil, usageErr(err)
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "sessiond bench: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "sessiond-load: unexpected argument %q\n", fs.Arg(0))
 		return nil, errUsage
 	}
 	c.adminKey = getenv("SESSIOND_ADMIN_KEY")
@@ -237,7 +237,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "bench: interrupted; the results so far:")
 	}
-	fmt.Fprintf(stdout, "sessiond bench: %s, %d connections, %s per scenario after %s warm-up; latency of successful requests\n\n",
+	fmt.Fprintf(stdout, "sessiond-load: %s, %d connections, %s per scenario after %s warm-up; latency of successful requests\n\n",
 		c.target, c.connections, c.duration, c.warmup)
 	fmt.Fprint(stdout, perf.FormatTable(report.rows()))
 	if c.jsonFile != "" {
@@ -250,7 +250,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if c.svgFile != "" {
-		title := fmt.Sprintf("sessiond bench: latency by percentile, %d connections", c.connections)
+		title := fmt.Sprintf("sessiond-load: latency by percentile, %d connections", c.connections)
 		if err := os.WriteFile(c.svgFile, perf.PercentileSVG(title, report.series()), 0o644); err != nil {
 			return err
 		}

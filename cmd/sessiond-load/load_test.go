@@ -346,3 +346,25 @@ func TestBenchNeedsTheAdminKey(t *testing.T) {
 		t.Fatalf("an unreachable target: err = %v", err)
 	}
 }
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+		out  string // in stderr
+	}{
+		{[]string{"-h"}, 0, "Usage: sessiond-load [flags]"},
+		{[]string{"--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"--connections"}, 2, "flag needs an argument"},
+		{[]string{"extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"--scenario", "nope"}, 1, `sessiond-load: --scenario: unknown scenario "nope"`},
+	} {
+		var stderr bytes.Buffer
+		if got := run(context.Background(), tc.args, func(string) string { return "" }, io.Discard, &stderr); got != tc.want || !strings.Contains(stderr.String(), tc.out) {
+			t.Errorf("run(%q) = %d, stderr %q; want %d and %q", tc.args, got, stderr.String(), tc.want, tc.out)
+		}
+		if n := strings.Count(stderr.String(), tc.out); n > 1 {
+			t.Errorf("run(%q) printed %q %d times", tc.args, tc.out, n)
+		}
+	}
+}
