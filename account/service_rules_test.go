@@ -652,22 +652,25 @@ func testServiceEmailChange(t *testing.T, e *accountEnv) {
 		{"  ADA@Example.com ", account.ErrEmailUnchanged},
 		{"Bob@example.com", account.ErrEmailTaken},
 	} {
-		_, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, c.email)
+		_, err := e.svc.RequestEmailChange(ctx, u.ID, c.email)
 		wantErr(t, "RequestEmailChange("+c.email+")", err, c.want)
 	}
-	_, _, _, _, err := e.svc.RequestEmailChange(ctx, "no-such-user", "x@example.com")
+	_, err := e.svc.RequestEmailChange(ctx, "no-such-user", "x@example.com")
 	wantErr(t, "RequestEmailChange(missing user)", err, account.ErrUserNotFound)
 
-	tok, got, norm, exp, err := e.svc.RequestEmailChange(ctx, u.ID, " Ada@New.Example ")
-	if err != nil || !strings.HasPrefix(tok, account.EmailChangeTokenPrefix) || got.Email != "ada@example.com" ||
-		got.PasswordHash != "" || norm != "ada@new.example" || !exp.Equal(e.clock.Now().Add(account.DefaultEmailChangeTTL)) {
-		t.Fatalf("RequestEmailChange = %q, %+v, %q, %v, %v", tok, got, norm, exp, err)
+	req, err := e.svc.RequestEmailChange(ctx, u.ID, " Ada@New.Example ")
+	if err != nil || !strings.HasPrefix(req.Token, account.EmailChangeTokenPrefix) || req.User.Email != "ada@example.com" ||
+		!strings.HasPrefix(req.CancelToken, account.EmailChangeCancelPrefix) || req.CancelToken == req.Token ||
+		req.User.PasswordHash != "" || req.NewEmail != "ada@new.example" || !req.ExpiresAt.Equal(e.clock.Now().Add(account.DefaultEmailChangeTTL)) {
+		t.Fatalf("RequestEmailChange = %+v, %v", req, err)
 	}
+	tok := req.Token
 	// A second request voids the first.
-	tok2, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@newer.example")
+	req2, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@newer.example")
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok2 := req2.Token
 	_, _, err = e.svc.ConfirmEmailChange(ctx, tok)
 	wantErr(t, "ConfirmEmailChange(superseded)", err, account.ErrInvalidEmailChangeToken)
 	for _, bad := range []string{"", "sde_short", tok2 + "x", "sdp_" + tok2[4:]} {
@@ -687,10 +690,11 @@ func testServiceEmailChange(t *testing.T, e *accountEnv) {
 	}
 
 	// Expiry.
-	tok3, _, _, _, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@third.example")
+	req3, err := e.svc.RequestEmailChange(ctx, u.ID, "ada@third.example")
 	if err != nil {
 		t.Fatal(err)
 	}
+	tok3 := req3.Token
 	e.clock.Advance(account.DefaultEmailChangeTTL)
 	_, _, err = e.svc.ConfirmEmailChange(ctx, tok3)
 	wantErr(t, "ConfirmEmailChange(expired)", err, account.ErrInvalidEmailChangeToken)

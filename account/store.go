@@ -117,11 +117,20 @@ type Store interface {
 	ConsumeResetToken(ctx context.Context, hash [32]byte, now time.Time) (userID string, err error)
 
 	// CreateEmailChange stores a pending change of the user's email to
-	// newEmail under the hash of its confirmation token, deleting the
-	// user's other pending changes in the same step. Whether newEmail is
-	// free is checked when the change is applied. A missing user gives
-	// ErrUserNotFound. DeleteUser removes the user's pending changes.
-	CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error
+	// newEmail under the hash of its confirmation token and the hash of its
+	// cancellation token, deleting the user's other pending changes in the
+	// same step. Whether newEmail is free is checked when the change is
+	// applied. A missing user gives ErrUserNotFound. DeleteUser removes the
+	// user's pending changes.
+	CreateEmailChange(ctx context.Context, userID, newEmail string, hash, cancelHash [32]byte, expiresAt time.Time) error
+	// CancelEmailChanges deletes the user's pending changes of email and
+	// reports whether there was one. A missing user has none.
+	CancelEmailChanges(ctx context.Context, userID string) (bool, error)
+	// CancelEmailChange deletes the pending change whose cancellation token
+	// hashes to cancelHash and returns its user and the address it would
+	// have set. An unknown one, or one that expires at or before now (it is
+	// deleted), gives ErrInvalidEmailChangeToken.
+	CancelEmailChange(ctx context.Context, cancelHash [32]byte, now time.Time) (userID, newEmail string, err error)
 	// ApplyEmailChange consumes the pending change with that hash and, in
 	// the same step, sets its user's email to the new address and
 	// UpdatedAt to now, and deletes the user's reset tokens (they went to

@@ -70,6 +70,12 @@ const (
 	// EmailChanged: the change was confirmed; Data "old_email",
 	// "new_email" and "sessions_ended" (every other session ended).
 	EmailChanged = "email_changed"
+	// EmailChangeCancelled: a pending change of email was voided before
+	// its confirmation; Data "how": "cancel_token" (the owner used the
+	// link sent to the current address) or the recovery that voided it
+	// ("password_changed", "password_reset", "logout_all", "admin"), and
+	// "new_email" when known.
+	EmailChangeCancelled = "email_change_cancelled"
 )
 
 // Types lists every event type, in the order above.
@@ -77,7 +83,7 @@ var Types = []string{
 	SignedIn, NewDevice, SignedOut, SignedOutEverywhere, SessionRevoked,
 	PasswordChanged, PasswordReset, SessionRevokedByAdmin, SessionsRevokedByAdmin,
 	LockedOut, RefreshTokenReused, Reauthenticated, HijackSuspected, IPChanged,
-	EmailChangeRequested, EmailChanged,
+	EmailChangeRequested, EmailChanged, EmailChangeCancelled,
 }
 
 // KnownType reports whether t is one of Types.

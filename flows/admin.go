@@ -84,7 +84,8 @@ func (f *Flows) AdminRevokeSession(ctx context.Context, id string) error {
 }
 
 // AdminRevokeUser ends every session of the user id (Force Logout by an
-// administrator), records it, tells the user, and returns how many ended.
+// administrator) and voids any pending change of email, records it, tells
+// the user, and returns how many sessions ended.
 // An unknown user is account.ErrUserNotFound.
 func (f *Flows) AdminRevokeUser(ctx context.Context, id string) (int, error) {
 	if _, err := f.accounts.User(ctx, id); err != nil {
@@ -97,6 +98,9 @@ func (f *Flows) AdminRevokeUser(ctx context.Context, id string) (int, error) {
 	f.metrics.revoked.WithLabelValues(sessiond.ReasonAdmin).Add(float64(n))
 	f.log.InfoContext(ctx, "user's sessions revoked by admin", "user_id", id, "revoked", n)
 	f.audit.Record(ctx, id, audit.SessionsRevokedByAdmin, "", map[string]any{"sessions_ended": n})
+	if err := f.voidEmailChanges(ctx, Client{}, id, "", "admin"); err != nil {
+		return n, err
+	}
 	if n > 0 {
 		f.notifyUser(ctx, id, notify.TypeSessionRevokedByAdmin, map[string]any{
 			"scope": "all", "sessions_ended": n, "revoked_at": rfc3339(f.Now()),

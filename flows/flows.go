@@ -177,7 +177,7 @@ type Caller struct {
 
 // auditContext is ctx carrying c for the audit trail.
 func (f *Flows) auditContext(ctx context.Context, c Client) context.Context {
-	if !f.audit.Enabled() {
+	if !f.audit.Enabled() || !c.Addr.IsValid() { // no client: an administrator's action
 		return ctx
 	}
 	if ac := audit.ClientFrom(ctx); ac.IP != "" {

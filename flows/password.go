@@ -18,7 +18,8 @@ type Rotated struct {
 }
 
 // ChangePassword sets a new password for the user of caller after checking
-// the current one, ends every other session of the user (Force Logout) and
+// the current one, ends every other session of the user (Force Logout),
+// voids any pending change of email, and
 // gives the caller's session a new token, which the caller delivers. The
 // check of the current password is a proof like a reauthentication: the
 // session is fresh after. A wrong current password counts toward lockout
@@ -31,6 +32,9 @@ func (f *Flows) ChangePassword(ctx context.Context, c Client, caller Caller, cur
 	}
 	n, err := f.endAllSessions(ctx, userID, caller.Session.ID, sessiond.ReasonForceLogout)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.voidEmailChanges(ctx, c, userID, caller.Session.ID, "password_changed"); err != nil {
 		return nil, err
 	}
 	sess, tok, err := f.rotate(ctx, caller)
@@ -98,7 +102,8 @@ type ResetParams struct {
 }
 
 // ConfirmReset sets a new password with a reset token, ends every session
-// of the user and starts a new one for the caller, who delivers its token.
+// of the user, voids any pending change of email, and starts a new one
+// for the caller, who delivers its token.
 func (f *Flows) ConfirmReset(ctx context.Context, c Client, p ResetParams) (*SignedIn, error) {
 	u, err := f.accounts.ConfirmReset(ctx, p.Token, p.NewPassword)
 	if err != nil {
@@ -106,6 +111,9 @@ func (f *Flows) ConfirmReset(ctx context.Context, c Client, p ResetParams) (*Sig
 	}
 	n, err := f.endAllSessions(ctx, u.ID, "", sessiond.ReasonForceLogout)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.voidEmailChanges(ctx, c, u.ID, "", "password_reset"); err != nil {
 		return nil, err
 	}
 	f.log.InfoContext(ctx, "password reset", "user_id", u.ID)

@@ -136,7 +136,8 @@ func (f *Flows) StartSession(ctx context.Context, c Client, u *account.User, p S
 }
 
 // SignOut ends the session of tok (a session token or an access token),
-// or with all every session of its user: a sensitive action
+// or with all every session of its user and any pending change of email:
+// a sensitive action
 // (ErrReauthenticationRequired for a session without a fresh proof of the
 // password, and nothing ends). A token that signs no one in is not an
 // error: there is nothing to end.
@@ -169,7 +170,7 @@ func (f *Flows) SignOut(ctx context.Context, c Client, tok string, all bool) err
 		f.metrics.revoked.WithLabelValues(sessiond.ReasonLogoutAll).Add(float64(n))
 		f.log.InfoContext(ctx, "signed out everywhere", "user_id", sess.UserID, "revoked", n)
 		f.audit.Record(actx, sess.UserID, audit.SignedOutEverywhere, sess.ID, map[string]any{"sessions_ended": n})
-		return nil
+		return f.voidEmailChanges(ctx, c, sess.UserID, sess.ID, "logout_all")
 	}
 	if err := f.sessions.Revoke(ctx, sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
 		return err

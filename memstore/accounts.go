@@ -21,10 +21,12 @@ type Accounts struct {
 	resetOf  map[string][32]byte // user id -> hash of its one reset token
 	changes  map[[32]byte]emailChange
 	changeOf map[string][32]byte // user id -> hash of its one pending email change
+	cancels  map[[32]byte][32]byte // cancellation hash -> confirmation hash
 }
 
 type emailChange struct {
 	userID, newEmail string
+	cancelHash       [32]byte
 	expiresAt        time.Time
 }
 
@@ -45,6 +47,7 @@ func NewAccounts() *Accounts {
 		resetOf:  make(map[string][32]byte),
 		changes:  make(map[[32]byte]emailChange),
 		changeOf: make(map[string][32]byte),
+		cancels:  make(map[[32]byte][32]byte),
 	}
 }
 
@@ -227,13 +230,14 @@ func (a *Accounts) deleteResets(userID string) {
 // hold mu.
 func (a *Accounts) deleteChanges(userID string) {
 	if h, ok := a.changeOf[userID]; ok {
+		delete(a.cancels, a.changes[h].cancelHash)
 		delete(a.changes, h)
 		delete(a.changeOf, userID)
 	}
 }
 
 // CreateEmailChange implements account.Store.
-func (a *Accounts) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+func (a *Accounts) CreateEmailChange(ctx context.Context, userID, newEmail string, hash, cancelHash [32]byte, expiresAt time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -243,9 +247,41 @@ func (a *Accounts) CreateEmailChange(ctx context.Context, userID, newEmail strin
 		return account.ErrUserNotFound
 	}
 	a.deleteChanges(userID)
-	a.changes[hash] = emailChange{userID: userID, newEmail: newEmail, expiresAt: expiresAt}
+	a.changes[hash] = emailChange{userID: userID, newEmail: newEmail, cancelHash: cancelHash, expiresAt: expiresAt}
 	a.changeOf[userID] = hash
+	a.cancels[cancelHash] = hash
 	return nil
+}
+
+// CancelEmailChanges implements account.Store.
+func (a *Accounts) CancelEmailChanges(ctx context.Context, userID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, had := a.changeOf[userID]
+	a.deleteChanges(userID)
+	return had, nil
+}
+
+// CancelEmailChange implements account.Store.
+func (a *Accounts) CancelEmailChange(ctx context.Context, cancelHash [32]byte, now time.Time) (string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h, ok := a.cancels[cancelHash]
+	if !ok {
+		return "", "", account.ErrInvalidEmailChangeToken
+	}
+	c := a.changes[h]
+	a.deleteChanges(c.userID)
+	if !c.expiresAt.After(now) {
+		return "", "", account.ErrInvalidEmailChangeToken
+	}
+	return c.userID, c.newEmail, nil
 }
 
 // ApplyEmailChange implements account.Store.

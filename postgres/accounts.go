@@ -68,8 +68,11 @@ const (
 	// row inserted: no such user.
 	qReplaceChange = `WITH old AS (
 		DELETE FROM email_changes WHERE user_id = $2)
-	INSERT INTO email_changes (hash, user_id, new_email, expires_at)
-	SELECT $1, id, $3, $4 FROM users WHERE id = $2`
+	INSERT INTO email_changes (hash, user_id, new_email, expires_at, cancel_hash)
+	SELECT $1, id, $3, $4, $5 FROM users WHERE id = $2`
+
+	// Takes the pending change out by its cancellation hash.
+	qTakeCancel = `DELETE FROM email_changes WHERE cancel_hash = $1 RETURNING user_id, new_email, expires_at > $2`
 
 	// Takes the pending change out; of concurrent takers one gets the row.
 	qTakeChange = `DELETE FROM email_changes WHERE hash = $1 RETURNING user_id, new_email, expires_at > $2`
@@ -314,12 +317,12 @@ func scanUser(row pgx.Row) (*account.User, error) {
 // CreateEmailChange implements account.Store: a batch of two statements,
 // one transaction. The first locks the user's row, so that of two
 // concurrent calls the second deletes the first one's change.
-func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash, cancelHash [32]byte, expiresAt time.Time) error {
 	var inserted int64
 	err := s.run(ctx, func(ctx context.Context) error {
 		b := new(pgx.Batch)
 		b.Queue(qLockUserRow, userID)
-		b.Queue(qReplaceChange, hash[:], userID, newEmail, expiresAt).Exec(func(tag pgconn.CommandTag) error {
+		b.Queue(qReplaceChange, hash[:], userID, newEmail, expiresAt, cancelHash[:]).Exec(func(tag pgconn.CommandTag) error {
 			inserted = tag.RowsAffected()
 			return nil
 		})
@@ -329,6 +332,38 @@ func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, 
 		err = account.ErrUserNotFound
 	}
 	return wrapAccount("create email change", err)
+}
+
+// CancelEmailChanges implements account.Store.
+func (s *Store) CancelEmailChanges(ctx context.Context, userID string) (bool, error) {
+	var n int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		tag, err := s.pool.Exec(ctx, qDeleteUserChanges, userID)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n > 0, wrapAccount("cancel email changes", err)
+}
+
+// CancelEmailChange implements account.Store: one statement takes the
+// change out, expired or not.
+func (s *Store) CancelEmailChange(ctx context.Context, cancelHash [32]byte, now time.Time) (string, string, error) {
+	var (
+		userID, newEmail string
+		valid            bool
+	)
+	err := s.run(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, qTakeCancel, cancelHash[:], now).Scan(&userID, &newEmail, &valid)
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", "", account.ErrInvalidEmailChangeToken
+	case err != nil:
+		return "", "", wrapAccount("cancel email change", err)
+	case !valid:
+		return "", "", account.ErrInvalidEmailChangeToken
+	}
+	return userID, newEmail, nil
 }
 
 // ApplyEmailChange implements account.Store: a transaction that takes the

@@ -58,3 +58,21 @@ func (s *Server) emailChangeConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": viewUser(done.User), "revoked": done.Revoked})
 }
+
+// emailChangeCancel: POST /v1/email/change/cancel {"token"} → 204. The
+// token is the cancellation token of the notice sent to the current
+// address; no session is needed.
+func (s *Server) emailChangeCancel(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if err := s.decode(w, r, &req, bodyRequired); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.flows.CancelEmailChange(r.Context(), s.client(r), req.Token); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	noContent(w)
+}

@@ -168,6 +168,7 @@ func (s *Server) publicRoutes() []route {
 		{"POST /v1/password/reset/confirm", s.confirmReset},
 		{"POST /v1/email/change", s.emailChange},
 		{"POST /v1/email/change/confirm", s.emailChangeConfirm},
+		{"POST /v1/email/change/cancel", s.emailChangeCancel},
 		{"GET /v1/session/data", s.getData},
 		{"PUT /v1/session/data/{key}", s.putData},
 		{"DELETE /v1/session/data/{key}", s.deleteData},

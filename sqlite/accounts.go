@@ -25,7 +25,7 @@ type accountStmts struct {
 	insertUser, userForUpdate, setProfile, passwordHash, setPasswordHash,
 	deleteUser, lockout, setLockout, deleteResets, insertReset,
 	consumeReset, deleteChanges, insertChange, emailChange, setEmail,
-	deleteChange *sql.Stmt
+	deleteChange, takeCancel *sql.Stmt
 }
 
 // The columns of a user as scanUser reads them.
@@ -72,8 +72,10 @@ var accountWriteStmts = []stmt{
 		`DELETE FROM email_changes WHERE user_id = ?1`},
 	// No row inserted: no such user.
 	{func(s *Store) **sql.Stmt { return &s.insertChange },
-		`INSERT INTO email_changes (hash, user_id, new_email, expires_at)
-		SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)`},
+		`INSERT INTO email_changes (hash, user_id, new_email, expires_at, cancel_hash)
+		SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)`},
+	{func(s *Store) **sql.Stmt { return &s.takeCancel },
+		`DELETE FROM email_changes WHERE cancel_hash = ?1 RETURNING user_id, new_email, expires_at > ?2`},
 	{func(s *Store) **sql.Stmt { return &s.emailChange },
 		`SELECT c.user_id, c.new_email, c.expires_at > ?2, u.email
 		FROM email_changes AS c JOIN users AS u ON u.id = c.user_id WHERE c.hash = ?1`},
@@ -299,18 +301,53 @@ func scanUser(r interface{ Scan(...any) error }) (*account.User, error) {
 
 // CreateEmailChange implements account.Store: the deletion of the user's
 // other pending changes and the insertion are one write transaction.
-func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash [32]byte, expiresAt time.Time) error {
+func (s *Store) CreateEmailChange(ctx context.Context, userID, newEmail string, hash, cancelHash [32]byte, expiresAt time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, s.deleteChanges).ExecContext(ctx, userID); err != nil {
 			return err
 		}
-		res, err := tx.StmtContext(ctx, s.insertChange).ExecContext(ctx, hash[:], userID, newEmail, micros(expiresAt))
+		res, err := tx.StmtContext(ctx, s.insertChange).ExecContext(ctx, hash[:], userID, newEmail, micros(expiresAt), cancelHash[:])
 		if err = oneRow(res, err); errors.Is(err, sessiond.ErrNotFound) {
 			return account.ErrUserNotFound
 		}
 		return err
 	})
 	return wrapAccount("create email change", err)
+}
+
+// CancelEmailChanges implements account.Store.
+func (s *Store) CancelEmailChanges(ctx context.Context, userID string) (bool, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.deleteChanges).ExecContext(ctx, userID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n > 0, wrapAccount("cancel email changes", err)
+}
+
+// CancelEmailChange implements account.Store: one statement takes the
+// change out, expired or not.
+func (s *Store) CancelEmailChange(ctx context.Context, cancelHash [32]byte, now time.Time) (string, string, error) {
+	var (
+		userID, newEmail string
+		valid            bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.StmtContext(ctx, s.takeCancel).QueryRowContext(ctx, cancelHash[:], micros(now)).Scan(&userID, &newEmail, &valid)
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", "", account.ErrInvalidEmailChangeToken
+	case err != nil:
+		return "", "", wrapAccount("cancel email change", err)
+	case !valid:
+		return "", "", account.ErrInvalidEmailChangeToken
+	}
+	return userID, newEmail, nil
 }
 
 // ApplyEmailChange implements account.Store: one write transaction, so

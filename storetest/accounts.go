@@ -62,6 +62,7 @@ var accountTests = []struct {
 	{"Store/ResetTokenConcurrent", testStoreResetTokenConcurrent},
 	{"Store/EmailChange", testStoreEmailChange},
 	{"Store/EmailChangeConcurrent", testStoreEmailChangeConcurrent},
+	{"Store/EmailChangeCancel", testStoreEmailChangeCancel},
 }
 
 type accountEnv struct {

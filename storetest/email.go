@@ -20,6 +20,72 @@ func changeHash(n byte) [32]byte {
 	return h
 }
 
+// cancelHash is the cancellation hash the tests pair with confirmation
+// hash h.
+func cancelHash(h [32]byte) [32]byte {
+	h[1] = 0xc0
+	return h
+}
+
+// testStoreEmailChangeCancel: a pending change is voided by its
+// cancellation hash (once, not after it expired) and by the user's id, and
+// cannot be applied afterwards; a new change replaces the old one's
+// cancellation hash too.
+func testStoreEmailChangeCancel(t *testing.T, e *accountEnv) {
+	ctx := t.Context()
+	u := e.create(t, "ada@example.com")
+	now := e.clock.Now()
+	if err := e.store.CreateEmailChange(ctx, u.ID, "thief@example.net", changeHash(1), cancelHash(changeHash(1)), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := e.store.CancelEmailChange(ctx, changeHash(1), now) // the confirmation hash cancels nothing
+	wantErr(t, "CancelEmailChange(confirmation hash)", err, account.ErrInvalidEmailChangeToken)
+	userID, to, err := e.store.CancelEmailChange(ctx, cancelHash(changeHash(1)), now)
+	if err != nil || userID != u.ID || to != "thief@example.net" {
+		t.Fatalf("CancelEmailChange = %q, %q, %v", userID, to, err)
+	}
+	_, _, err = e.store.ApplyEmailChange(ctx, changeHash(1), now)
+	wantErr(t, "ApplyEmailChange after the cancellation", err, account.ErrInvalidEmailChangeToken)
+	_, _, err = e.store.CancelEmailChange(ctx, cancelHash(changeHash(1)), now)
+	wantErr(t, "CancelEmailChange twice", err, account.ErrInvalidEmailChangeToken)
+
+	// By the user: every pending change goes, and only the user's.
+	v := e.create(t, "bob@example.com")
+	for i, id := range []string{u.ID, v.ID} {
+		h := changeHash(byte(2 + i))
+		if err := e.store.CreateEmailChange(ctx, id, "new"+string(rune('a'+i))+"@example.com", h, cancelHash(h), now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if had, err := e.store.CancelEmailChanges(ctx, u.ID); err != nil || !had {
+		t.Fatalf("CancelEmailChanges = %v, %v", had, err)
+	}
+	if had, err := e.store.CancelEmailChanges(ctx, u.ID); err != nil || had {
+		t.Fatalf("CancelEmailChanges again = %v, %v", had, err)
+	}
+	_, _, err = e.store.ApplyEmailChange(ctx, changeHash(2), now)
+	wantErr(t, "ApplyEmailChange of a voided change", err, account.ErrInvalidEmailChangeToken)
+	_, _, err = e.store.CancelEmailChange(ctx, cancelHash(changeHash(2)), now)
+	wantErr(t, "CancelEmailChange of a voided change", err, account.ErrInvalidEmailChangeToken)
+	if had, err := e.store.CancelEmailChanges(ctx, "no-such-user"); err != nil || had {
+		t.Fatalf("CancelEmailChanges(missing user) = %v, %v", had, err)
+	}
+	if _, _, err := e.store.ApplyEmailChange(ctx, changeHash(3), now); err != nil {
+		t.Fatalf("another user's change was voided: %v", err)
+	}
+
+	// Expired: refused, and gone.
+	h := changeHash(9)
+	if err := e.store.CreateEmailChange(ctx, u.ID, "late@example.com", h, cancelHash(h), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.store.CancelEmailChange(ctx, cancelHash(h), now.Add(time.Minute))
+	wantErr(t, "CancelEmailChange(expired)", err, account.ErrInvalidEmailChangeToken)
+	if had, _ := e.store.CancelEmailChanges(ctx, u.ID); had {
+		t.Fatal("an expired change was cancelled but stayed")
+	}
+}
+
 func testStoreEmailChange(t *testing.T, e *accountEnv) {
 	ctx := t.Context()
 	u := e.create(t, "ada@example.com")
@@ -27,7 +93,7 @@ func testStoreEmailChange(t *testing.T, e *accountEnv) {
 	now := e.clock.Now()
 	create := func(userID, email string, h [32]byte, exp time.Time) {
 		t.Helper()
-		if err := e.store.CreateEmailChange(ctx, userID, email, h, exp); err != nil {
+		if err := e.store.CreateEmailChange(ctx, userID, email, h, cancelHash(h), exp); err != nil {
 			t.Fatalf("CreateEmailChange: %v", err)
 		}
 	}
@@ -104,7 +170,7 @@ func testStoreEmailChange(t *testing.T, e *accountEnv) {
 	}
 	_, _, err = apply(changeHash(7), now)
 	wantErr(t, "ApplyEmailChange(deleted user)", err, account.ErrInvalidEmailChangeToken)
-	err = e.store.CreateEmailChange(ctx, "no-such-user", "x@example.com", changeHash(8), now.Add(time.Hour))
+	err = e.store.CreateEmailChange(ctx, "no-such-user", "x@example.com", changeHash(8), cancelHash(changeHash(8)), now.Add(time.Hour))
 	wantErr(t, "CreateEmailChange(missing user)", err, account.ErrUserNotFound)
 }
 
@@ -113,7 +179,7 @@ func testStoreEmailChangeConcurrent(t *testing.T, e *accountEnv) {
 	v := e.create(t, "bob@example.com")
 	now := e.clock.Now()
 	// One token applied many times at once: one winner.
-	if err := e.store.CreateEmailChange(t.Context(), u.ID, "ada@new.example", changeHash(1), now.Add(time.Hour)); err != nil {
+	if err := e.store.CreateEmailChange(t.Context(), u.ID, "ada@new.example", changeHash(1), cancelHash(changeHash(1)), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	const n = 16
@@ -136,10 +202,10 @@ func testStoreEmailChangeConcurrent(t *testing.T, e *accountEnv) {
 		t.Fatalf("%d of %d concurrent applications of one change won, want exactly 1", w, n)
 	}
 	// Two users' changes to one address at once: one gets it.
-	if err := e.store.CreateEmailChange(t.Context(), u.ID, "both@example.com", changeHash(2), now.Add(time.Hour)); err != nil {
+	if err := e.store.CreateEmailChange(t.Context(), u.ID, "both@example.com", changeHash(2), cancelHash(changeHash(2)), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.store.CreateEmailChange(t.Context(), v.ID, "both@example.com", changeHash(3), now.Add(time.Hour)); err != nil {
+	if err := e.store.CreateEmailChange(t.Context(), v.ID, "both@example.com", changeHash(3), cancelHash(changeHash(3)), now.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	var taken atomic.Int32

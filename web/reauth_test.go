@@ -133,10 +133,11 @@ func TestPagesChangeEmail(t *testing.T) {
 	}
 	// The token, as the notifier would deliver it: issue our own through
 	// the service (the test server's notifier discards messages).
-	tok, _, _, _, err := e.accounts.RequestEmailChange(t.Context(), u.ID, "ada@new.example")
-	if err != nil || !linkTokenRE.MatchString(tok) {
-		t.Fatalf("RequestEmailChange: %q, %v", tok, err)
+	req, err := e.accounts.RequestEmailChange(t.Context(), u.ID, "ada@new.example")
+	if err != nil || !linkTokenRE.MatchString(req.Token) {
+		t.Fatalf("RequestEmailChange: %+v, %v", req, err)
 	}
+	tok := req.Token
 	_, body = b.get("/email/change/confirm?token=" + tok)
 	if !strings.Contains(body, `type="hidden" name="token" value="`+tok+`"`) {
 		t.Fatalf("the confirmation page:\n%s", body)
