@@ -34,7 +34,15 @@ type testShop struct {
 	srv      *httptest.Server
 }
 
+// startShop serves a new shop, on a fresh SQLite file, over HTTPS.
 func startShop(t *testing.T) *testShop {
+	t.Helper()
+	return serveShop(t, httptest.NewTLSServer)
+}
+
+// serveShop serves a new shop with serve (httptest.NewServer or
+// NewTLSServer).
+func serveShop(t *testing.T, serve func(http.Handler) *httptest.Server) *testShop {
 	t.Helper()
 	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "shop.db"))
 	if err != nil {
@@ -58,7 +66,7 @@ func startShop(t *testing.T) *testShop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(s.handler())
+	srv := serve(s.handler())
 	t.Cleanup(srv.Close)
 	return &testShop{url: srv.URL, manager: manager, accounts: accounts, srv: srv}
 }
