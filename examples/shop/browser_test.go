@@ -67,6 +67,7 @@ func TestBrowserCartSurvivesSignIn(t *testing.T) {
 		}
 		return ck.Value
 	}
+	// signOut signs out and checks that the session and the cart are gone.
 	signOut := func(signedIn string) {
 		t.Helper()
 		if got := b.Submit("#sign-out"); got != "/" {
@@ -82,6 +83,24 @@ func TestBrowserCartSurvivesSignIn(t *testing.T) {
 			t.Errorf("the signed-in token after signing out: %v, want ErrRevoked", err)
 		}
 	}
+	// enter follows the cart's link to the page path, submits its form
+	// with button, checks the signed-in browser (with the cart want) and
+	// signs out.
+	enter := func(link, path, button string, want map[string]string) {
+		t.Helper()
+		anon := sessionCookie()
+		if anon == nil {
+			t.Fatal("no session cookie after adding to the cart")
+		}
+		if got := b.Submit(link); got != path {
+			t.Fatalf("the cart's link %s led to %s", link, got)
+		}
+		fill()
+		if got := b.Submit(button); got != "/" {
+			t.Fatalf("%s led to %s (%s)", button, got, b.Text("main"))
+		}
+		signOut(checkSignedIn(anon.Value, want))
+	}
 
 	// Registration.
 	b.Open("/")
@@ -95,33 +114,9 @@ func TestBrowserCartSurvivesSignIn(t *testing.T) {
 		!strings.Contains(total, "€29.00") {
 		t.Fatalf("anonymous cart: %v, total %q", got, total)
 	}
-	anon := sessionCookie()
-	if anon == nil {
-		t.Fatal("no session cookie after adding to the cart")
-	}
-	if got := b.Submit(`#cart a[href="/register"]`); got != "/register" {
-		t.Fatalf("the cart's registration link led to %s", got)
-	}
-	fill()
-	if got := b.Submit("#register"); got != "/" {
-		t.Fatalf("registering led to %s (%s)", got, b.Text("main"))
-	}
-	signedIn := checkSignedIn(anon.Value, map[string]string{"tea": "× 2", "notebook": "× 1"})
-	signOut(signedIn)
+	enter(`#cart a[href="/register"]`, "/register", "#register", map[string]string{"tea": "× 2", "notebook": "× 1"})
 
 	// Sign-in to the account just made, with a new anonymous cart.
 	b.Submit("#product-pencils button")
-	anon = sessionCookie()
-	if anon == nil {
-		t.Fatal("no session cookie after adding to the cart")
-	}
-	if got := b.Submit(`#cart a[href="/signin"]`); got != "/signin" {
-		t.Fatalf("the cart's sign-in link led to %s", got)
-	}
-	fill()
-	if got := b.Submit("#sign-in"); got != "/" {
-		t.Fatalf("signing in led to %s (%s)", got, b.Text("main"))
-	}
-	signedIn = checkSignedIn(anon.Value, map[string]string{"pencils": "× 1"})
-	signOut(signedIn)
+	enter(`#cart a[href="/signin"]`, "/signin", "#sign-in", map[string]string{"pencils": "× 1"})
 }

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -30,7 +31,8 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8091", "address to serve on")
-	dbPath := flag.String("db", "shop.db", "SQLite file for the sessions and the accounts (created if missing)")
+	dbPath := flag.String("db", filepath.Join(os.TempDir(), "sessiond-shop.db"),
+		"SQLite file for the sessions and the accounts (created if missing)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(*listen, *dbPath, log); err != nil {
