@@ -36,10 +36,13 @@ type shop struct {
 	accounts *account.Service
 	log      *slog.Logger
 	pages    map[string]*template.Template
+	// attempts limits sign-ins and registrations per client address.
+	attempts *addrLimiter
 }
 
 func newShop(sessions *sessionhttp.Sessions, accounts *account.Service, log *slog.Logger) (*shop, error) {
-	s := &shop{sessions: sessions, accounts: accounts, log: log, pages: map[string]*template.Template{}}
+	s := &shop{sessions: sessions, accounts: accounts, log: log, pages: map[string]*template.Template{},
+		attempts: newAddrLimiter(time.Now)}
 	funcs := template.FuncMap{"money": money}
 	for _, name := range []string{"catalogue", "signin", "register", "problem"} {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -268,6 +271,9 @@ func (s *shop) signInSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
+	if !s.allowAttempt(w, r, "signin", email) {
+		return
+	}
 	u, err := s.accounts.Authenticate(r.Context(), email, r.PostFormValue("password"))
 	var locked *account.LockedError
 	switch {
@@ -276,7 +282,7 @@ func (s *shop) signInSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.As(err, &locked):
 		wait := locked.RetryAfter(s.accounts.Now())
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		setRetryAfter(w, wait)
 		s.showForm(w, r, http.StatusTooManyRequests, "signin", email,
 			"Too many wrong passwords: this account is locked for "+roughly(wait)+".")
 		return
@@ -293,6 +299,9 @@ func (s *shop) registerSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostFormValue("email")
+	if !s.allowAttempt(w, r, "register", email) {
+		return
+	}
 	u, err := s.accounts.Register(r.Context(), email, r.PostFormValue("password"), nil)
 	switch {
 	case errors.Is(err, account.ErrInvalidEmail):
@@ -310,6 +319,24 @@ func (s *shop) registerSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.signIn(w, r, u.ID)
+}
+
+// allowAttempt takes a sign-in or registration attempt from the request's
+// address, or answers 429 with the form page and says false.
+func (s *shop) allowAttempt(w http.ResponseWriter, r *http.Request, page, email string) bool {
+	ok, wait := s.attempts.allow(clientAddr(r))
+	if !ok {
+		setRetryAfter(w, wait)
+		s.showForm(w, r, http.StatusTooManyRequests, page, email,
+			"Too many attempts from your network: please try again in "+roughly(wait)+".")
+	}
+	return ok
+}
+
+// setRetryAfter sets Retry-After to d in whole seconds, rounded up, at
+// least 1.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
 }
 
 // signIn starts a session for the user who just proved their password.

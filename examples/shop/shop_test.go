@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
@@ -29,6 +32,7 @@ const testPassword = "correct horse battery staple"
 // accounts behind it for looking at what the requests did.
 type testShop struct {
 	url      string
+	clock    *fakeClock // the clock of the per-address limit
 	manager  *sessiond.Manager
 	accounts *account.Service
 	srv      *httptest.Server
@@ -66,9 +70,28 @@ func serveShop(t *testing.T, serve func(http.Handler) *httptest.Server) *testSho
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := &fakeClock{t: time.Now()}
+	s.attempts.now = clock.Now
 	srv := serve(s.handler())
 	t.Cleanup(srv.Close)
-	return &testShop{url: srv.URL, manager: manager, accounts: accounts, srv: srv}
+	return &testShop{url: srv.URL, clock: clock, manager: manager, accounts: accounts, srv: srv}
+}
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 // visitor is one browser: a cookie jar that does not follow redirects, so
@@ -432,6 +455,7 @@ func TestAccountFormsRefuseBadInput(t *testing.T) {
 
 	// Lockout: after the default 5 failures (1 above) the account is
 	// locked, and even the right password gets 429 with Retry-After.
+	shop.clock.Advance(time.Hour) // a full burst of attempts for this address
 	for range account.DefaultLockoutThreshold - 1 {
 		v.post("/signin", url.Values{formField: {tok}, "email": {"ada@example.com"}, "password": {"wrong again"}})
 	}
@@ -482,5 +506,71 @@ func TestPagesHeaders(t *testing.T) {
 	}
 	if set == nil || !set.Secure || !set.HttpOnly || set.SameSite != http.SameSiteStrictMode || set.Path != "/" || set.Domain != "" || len(set.Value) < 32 {
 		t.Errorf("form cookie %+v", set)
+	}
+}
+
+// TestAttemptsLimitedPerAddress: sign-ins and registrations from one
+// address get a burst of attemptBurst, then one every attemptEvery; the
+// refused ones are 429 with Retry-After and never reach the accounts.
+func TestAttemptsLimitedPerAddress(t *testing.T) {
+	shop := startShop(t)
+	v := shop.visitor(t)
+	tok := v.token()
+	signIn := func() answer {
+		return v.post("/signin", url.Values{formField: {tok}, "email": {"nobody@example.com"}, "password": {testPassword}})
+	}
+	for i := range attemptBurst {
+		if a := signIn(); a.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d, want 401", i+1, a.status)
+		}
+	}
+	a := signIn()
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") != "6" || !strings.Contains(a.body, "Too many attempts") {
+		t.Errorf("attempt %d: %d, Retry-After %q, %q", attemptBurst+1, a.status, a.header.Get("Retry-After"), a.body)
+	}
+	a = v.post("/register", url.Values{formField: {tok}, "email": {"new@example.com"}, "password": {testPassword}})
+	if a.status != http.StatusTooManyRequests {
+		t.Errorf("registration past the limit: %d", a.status)
+	}
+	if _, err := shop.accounts.UserByEmail(t.Context(), "new@example.com"); !errors.Is(err, account.ErrUserNotFound) {
+		t.Errorf("a registration past the limit made an account: %v", err)
+	}
+	shop.clock.Advance(attemptEvery)
+	if a := signIn(); a.status != http.StatusUnauthorized {
+		t.Errorf("after %v: %d, want 401", attemptEvery, a.status)
+	}
+	if a := signIn(); a.status != http.StatusTooManyRequests {
+		t.Errorf("the second attempt after %v: %d, want 429", attemptEvery, a.status)
+	}
+}
+
+// TestAddrLimiter: addresses are limited apart, and the limiter forgets
+// addresses rather than grow past maxTrackedAddrs.
+func TestAddrLimiter(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	l := newAddrLimiter(clock.Now)
+	for range attemptBurst {
+		l.allow("192.0.2.1")
+	}
+	if ok, wait := l.allow("192.0.2.1"); ok || wait != attemptEvery {
+		t.Errorf("past the burst: %v, %v", ok, wait)
+	}
+	if ok, _ := l.allow("192.0.2.2"); !ok {
+		t.Error("another address was limited")
+	}
+	for i := len(l.addrs); i < maxTrackedAddrs; i++ {
+		l.allow(fmt.Sprint("addr", i))
+	}
+	clock.Advance(attemptEvery) // 192.0.2.2 and the others are back to a full burst; 192.0.2.1 is not
+	l.allow("one more")
+	if len(l.addrs) != 2 || l.addrs["192.0.2.1"] == nil {
+		t.Errorf("after the bound: %d addresses tracked, want 192.0.2.1 and the new one", len(l.addrs))
+	}
+	for i := len(l.addrs); i < maxTrackedAddrs; i++ {
+		l.allow(fmt.Sprint("addr", i))
+	}
+	l.allow("yet another")
+	if len(l.addrs) != 1 {
+		t.Errorf("with every address busy: %d tracked after the bound, want only the new one", len(l.addrs))
 	}
 }
