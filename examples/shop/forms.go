@@ -58,16 +58,20 @@ func newFormCookie(w http.ResponseWriter) string {
 
 // Errors of checkForm.
 var (
-	errBadForm   = errors.New("shop: the form could not be read")
-	errFormToken = errors.New("shop: the form token is missing or does not match")
+	errBadForm      = errors.New("shop: the form could not be read")
+	errFormTooLarge = errors.New("shop: the form is too large")
+	errFormToken    = errors.New("shop: the form token is missing or does not match")
 )
 
 // checkForm parses a posted form of at most maxFormBytes and checks its
-// token against the browser's form cookie: errBadForm for a body that is
-// too large or malformed, errFormToken for a missing or wrong token.
+// token against the browser's form cookie: errFormTooLarge, errBadForm
+// for a malformed body, errFormToken for a missing or wrong token.
 func checkForm(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errFormTooLarge
+		}
 		return errBadForm
 	}
 	got := r.PostFormValue(formField)

@@ -154,11 +154,14 @@ func (s *shop) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // badForm answers a post that failed checkForm.
 func (s *shop) badForm(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, errFormToken) {
+	switch {
+	case errors.Is(err, errFormToken):
 		s.problem(w, r, http.StatusForbidden, "This form has expired. Go back, reload the page and try again.")
-		return
+	case errors.Is(err, errFormTooLarge):
+		s.problem(w, r, http.StatusRequestEntityTooLarge, "The form is too large.")
+	default:
+		s.problem(w, r, http.StatusBadRequest, "The form could not be read.")
 	}
-	s.problem(w, r, http.StatusBadRequest, "The form could not be read.")
 }
 
 func seeOther(w http.ResponseWriter, r *http.Request, path string) {
