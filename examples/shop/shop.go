@@ -40,6 +40,8 @@ type shop struct {
 	attempts *addrLimiter
 }
 
+// newShop returns the shop over sessions and accounts, with its pages
+// parsed and the attempt limit on the wall clock.
 func newShop(sessions *sessionhttp.Sessions, accounts *account.Service, log *slog.Logger) (*shop, error) {
 	s := &shop{sessions: sessions, accounts: accounts, log: log, pages: map[string]*template.Template{},
 		attempts: newAddrLimiter(time.Now)}
