@@ -20,7 +20,7 @@ type Accounts struct {
 	resets   map[[32]byte]resetToken
 	resetOf  map[string][32]byte // user id -> hash of its one reset token
 	changes  map[[32]byte]emailChange
-	changeOf map[string][32]byte // user id -> hash of its one pending email change
+	changeOf map[string][32]byte   // user id -> hash of its one pending email change
 	cancels  map[[32]byte][32]byte // cancellation hash -> confirmation hash
 }
 
