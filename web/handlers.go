@@ -576,3 +576,37 @@ func (p *Pages) emailConfirmSubmit(w http.ResponseWriter, r *http.Request, v *vi
 	p.setFlash(w, "email_changed_signin")
 	p.redirect(w, r, "/login")
 }
+
+// emailCancelPage is where the cancellation link of the notice to the
+// current address leads: the token comes in the fragment (moved into the
+// form by the page's script) or ?token=…, or is pasted.
+func (p *Pages) emailCancelPage(w http.ResponseWriter, r *http.Request, v *visitor) {
+	pv := p.page(w, r, v, "Cancel the change of your email address", "account")
+	pv.Data = emailConfirmData{Token: r.URL.Query().Get("token")}
+	p.render(w, r, http.StatusOK, "email_cancel", pv)
+}
+
+func (p *Pages) emailCancelSubmit(w http.ResponseWriter, r *http.Request, v *visitor) {
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if _, err := p.flows.CancelEmailChange(r.Context(), p.client(r), token); err != nil {
+		msg, status, ok := p.errorMessage(err)
+		if !ok {
+			p.fail(w, r, err)
+			return
+		}
+		if errors.Is(err, account.ErrInvalidEmailChangeToken) {
+			msg = "This cancellation link is invalid, used or expired: the change was cancelled, confirmed or has run out already."
+		}
+		pv := p.page(w, r, v, "Cancel the change of your email address", "account")
+		pv.Error, pv.Invalid = msg, "token"
+		pv.Data = emailConfirmData{}
+		p.render(w, r, status, "email_cancel", pv)
+		return
+	}
+	p.setFlash(w, "email_change_cancelled")
+	if v.signedIn() {
+		p.redirect(w, r, "/account")
+		return
+	}
+	p.redirect(w, r, "/login")
+}

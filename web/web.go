@@ -141,6 +141,8 @@ func New(cfg Config, d Deps) (*Pages, error) {
 		{"POST /account/email", p.user(p.form("/account", p.emailSubmit))},
 		{"GET /email/change/confirm", p.anyone(p.emailConfirmPage)},
 		{"POST /email/change/confirm", p.anyone(p.form("/email/change/confirm", p.emailConfirmSubmit))},
+		{"GET /email/change/cancel", p.anyone(p.emailCancelPage)},
+		{"POST /email/change/cancel", p.anyone(p.form("/email/change/cancel", p.emailCancelSubmit))},
 		{"GET /account/sessions", p.user(p.sessionsPage)},
 		{"POST /account/sessions/revoke", p.user(p.form("/account/sessions", p.revokeSubmit))},
 		{"POST /account/sessions/revoke-others", p.user(p.form("/account/sessions", p.revokeOthersSubmit))},
@@ -420,6 +422,8 @@ func flashText(code string) string {
 		return "A confirmation link is on its way to your new address. Your email address changes when you open it."
 	case "email_changed":
 		return "Your email address was changed. Every other session was signed out."
+	case "email_change_cancelled":
+		return "The change of your email address was cancelled. If you did not ask for it, change your password now."
 	case "email_changed_signin":
 		return "Your email address was changed. Sign in with the new one."
 	case "reset_sent":
