@@ -200,7 +200,7 @@ func TestPasswordGuessing(t *testing.T) {
 // address ip (127.0.0.2, say): another client address to the server.
 func clientFrom(ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	return &http.Client{Timeout: 20 * time.Second, Transport: validating(&http.Transport{DialContext: d.DialContext})}
 }
 
 // TestGuessingAcrossAccounts runs a guessing attack across many accounts
@@ -367,7 +367,7 @@ func TestHostileInput(t *testing.T) {
 			{"refresh", "POST", "/v1/token/refresh", `{"refresh_token":` + arrays + `}`, nil, 400},
 			{"over the body limit", "POST", "/v1/login", `{"email":` + huge + `}`, nil, 413},
 		} {
-			opts := []reqOpt{ct}
+			opts := []reqOpt{ct, offContract("hostile JSON")}
 			if c.auth != nil {
 				opts = append(opts, c.auth)
 			}
@@ -379,7 +379,7 @@ func TestHostileInput(t *testing.T) {
 				t.Errorf("%s: took %v", c.name, r.Took)
 			}
 		}
-		r := s.adm(t, "POST", "/admin/v1/sessions", raw(`{"user_id":"`+u.ID+`","data":{"k":`+arrays+`}}`), ct)
+		r := s.adm(t, "POST", "/admin/v1/sessions", raw(`{"user_id":"`+u.ID+`","data":{"k":`+arrays+`}}`), ct, offContract("hostile JSON"))
 		if r.Status != http.StatusBadRequest {
 			t.Errorf("admin session with nested data: %d %s, want 400", r.Status, r.Body)
 		}
@@ -417,7 +417,7 @@ func TestHostileInput(t *testing.T) {
 			{"PUT", "/v1/session/data/k", `"` + bad + `"`},
 			{"POST", "/v1/password/reset", `{"email":"` + bad + `"}`},
 		} {
-			r := s.call(t, c.method, c.path, raw(c.body), ct, bearer(tok))
+			r := s.call(t, c.method, c.path, raw(c.body), ct, bearer(tok), offContract("invalid UTF-8"))
 			if r.Status != http.StatusBadRequest {
 				t.Errorf("%s %s with invalid UTF-8: %d %s, want 400", c.method, c.path, r.Status, r.Body)
 			}
@@ -430,7 +430,7 @@ func TestHostileInput(t *testing.T) {
 		wantError(t, whoami(t, s, bearer(bad)), http.StatusUnauthorized, "unauthenticated")
 		wantError(t, whoami(t, s, header("Cookie", cookieName+"="+bad)), http.StatusUnauthorized, "unauthenticated")
 		wantError(t, whoami(t, s, header("Authorization", bad)), http.StatusUnauthorized, "unauthenticated")
-		wantError(t, s.call(t, "PUT", "/v1/session/data/%FF%FE", raw(`1`), ct, bearer(tok)), http.StatusBadRequest, "invalid_key")
+		wantError(t, s.call(t, "PUT", "/v1/session/data/%FF%FE", raw(`1`), ct, bearer(tok), offContract("an invalid key")), http.StatusBadRequest, "invalid_key")
 		wantError(t, s.call(t, "DELETE", "/v1/sessions/%FF%FE", nil, bearer(tok)), http.StatusNotFound, "not_found")
 		if r := s.adm(t, "GET", "/admin/v1/users?email=%FF%FE%40example.com", nil); r.Status != 404 && r.Status != 400 {
 			t.Errorf("admin user lookup by an invalid UTF-8 email: %d %s", r.Status, r.Body)

@@ -96,8 +96,8 @@ func TestAccount(t *testing.T) {
 			t.Errorf("profile %v, want %s with an empty profile", usr, u.ID)
 		}
 
-		patch := func(body any) *Resp {
-			return s.call(t, "PATCH", "/v1/profile", body, bearer(tok))
+		patch := func(body any, opts ...reqOpt) *Resp {
+			return s.call(t, "PATCH", "/v1/profile", body, append(opts, bearer(tok))...)
 		}
 		r = patch(J{"profile": J{"name": "Ann", "lang": "en", "prefs": J{"dark": true}}})
 		wantStatus(t, r, http.StatusOK)
@@ -113,13 +113,14 @@ func TestAccount(t *testing.T) {
 		wantKeys(t, "stored profile", checkUser(t, obj(t, r, "user"))["profile"].(map[string]any), "name", "prefs", "tz")
 
 		for _, bad := range []any{J{"profile": "str"}, J{"profile": []any{1}}, J{"profile": nil}, J{"profile": 3}, J{}, []any{}, "x"} {
-			r := patch(bad)
+			r := patch(bad, offContract("not a profile object"))
 			wantStatus(t, r, http.StatusBadRequest)
 		}
 		r = patch(J{"profile": J{"big": strings.Repeat("x", 20<<10)}})
 		wantStatus(t, r, http.StatusBadRequest)
 		for _, m := range []string{"GET", "PATCH", "DELETE"} {
-			wantError(t, s.call(t, m, "/v1/profile", J{"profile": J{}}), http.StatusUnauthorized, "unauthenticated")
+			// One body for every method: what is refused is the missing token.
+			wantError(t, s.call(t, m, "/v1/profile", J{"profile": J{}}, offContract("the PATCH body on every method")), http.StatusUnauthorized, "unauthenticated")
 		}
 		r = s.call(t, "GET", "/v1/profile", nil, bearer(tok))
 		wantKeys(t, "profile after bad patches", checkUser(t, obj(t, r, "user"))["profile"].(map[string]any), "name", "prefs", "tz")
@@ -134,7 +135,7 @@ func TestAccount(t *testing.T) {
 		wantError(t, r, http.StatusUnauthorized, "invalid_credentials")
 		alive(t, s, ck)
 		alive(t, s, other)
-		wantStatus(t, s.call(t, "DELETE", "/v1/profile", nil, cookie(ck)), http.StatusBadRequest)
+		wantStatus(t, s.call(t, "DELETE", "/v1/profile", nil, cookie(ck), offContract("no body")), http.StatusBadRequest)
 
 		r = s.call(t, "DELETE", "/v1/profile", J{"password": u.Password}, cookie(ck))
 		wantStatus(t, r, http.StatusNoContent)

@@ -56,7 +56,8 @@ func TestAuth(t *testing.T) {
 	t.Run("register refuses a profile that is not an object", func(t *testing.T) {
 		t.Parallel()
 		for _, p := range []any{"str", []any{1}, 3} {
-			r := s.call(t, "POST", "/v1/register", J{"email": "p-" + randHex(4) + "@example.com", "password": "correct horse battery", "profile": p})
+			r := s.call(t, "POST", "/v1/register", J{"email": "p-" + randHex(4) + "@example.com", "password": "correct horse battery", "profile": p},
+				offContract("a profile that is no object"))
 			wantStatus(t, r, http.StatusBadRequest)
 		}
 	})
@@ -130,7 +131,7 @@ func TestAuth(t *testing.T) {
 		alive(t, s, tok)
 		wantStatus(t, whoami(t, s, cookie(tok)), http.StatusOK)
 		// A bad transport is refused.
-		r = s.call(t, "POST", "/v1/login", J{"email": u.Email, "password": u.Password, "transport": "carrier-pigeon"})
+		r = s.call(t, "POST", "/v1/login", J{"email": u.Email, "password": u.Password, "transport": "carrier-pigeon"}, offContract("an unknown transport"))
 		wantStatus(t, r, http.StatusBadRequest)
 	})
 
@@ -234,7 +235,7 @@ func TestAuth(t *testing.T) {
 			}
 			wantClearedCookie(t, r)
 		}
-		r = s.call(t, "POST", "/v1/logout", J{"scope": "everything"})
+		r = s.call(t, "POST", "/v1/logout", J{"scope": "everything"}, offContract("an unknown scope"))
 		wantStatus(t, r, http.StatusBadRequest)
 	})
 

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -26,7 +27,8 @@ type J = map[string]any
 // httpClient follows no redirects and keeps no cookies: every cookie a test
 // sends it sets itself.
 var httpClient = &http.Client{
-	Timeout: 20 * time.Second,
+	Timeout:   20 * time.Second,
+	Transport: validating(http.DefaultTransport),
 	CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	},
@@ -105,7 +107,7 @@ func do(t *testing.T, base, method, path string, body any, opts ...reqOpt) *Resp
 		rd = bytes.NewReader(enc)
 		jsonBody = true
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, base+path, rd)
+	req, err := http.NewRequestWithContext(context.WithValue(t.Context(), testNameKey{}, t.Name()), method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -233,7 +233,7 @@ func runCrash(t *testing.T, rounds int, dbURL string, checkDB func(t *testing.T)
 		args = append(args, "--database", dbURL)
 	}
 	srv := startServer(t, args, withEnv(kekEnv(newKEK())))
-	c := &crashRun{t: t, srv: srv, hc: &http.Client{Timeout: 10 * time.Second}}
+	c := &crashRun{t: t, srv: srv, hc: &http.Client{Timeout: 10 * time.Second, Transport: validating(http.DefaultTransport)}}
 	if checkDB == nil {
 		checkDB = func(t *testing.T) string { return sqliteIntegrity(t, srv.DB) }
 	}

@@ -135,14 +135,15 @@ func TestSessionData(t *testing.T) {
 	t.Run("keys", func(t *testing.T) {
 		t.Parallel()
 		tok := wantSessionCookie(t, put(t, "ok", `1`))
+		badKey := offContract("an invalid key")
 		for _, key := range []string{"a%20b", "a%2Fb", "%C3%A9", strings.Repeat("k", 129), "a:b", "a%00", "a+b", "%2E%2E%2Fx"} {
-			r := put(t, key, `1`, cookie(tok))
+			r := put(t, key, `1`, cookie(tok), badKey)
 			wantError(t, r, http.StatusBadRequest, "invalid_key")
-			r = s.call(t, "DELETE", "/v1/session/data/"+key, nil, cookie(tok))
+			r = s.call(t, "DELETE", "/v1/session/data/"+key, nil, cookie(tok), badKey)
 			wantError(t, r, http.StatusBadRequest, "invalid_key")
 		}
 		// No session is started for a refused write.
-		r := put(t, "a%20b", `1`)
+		r := put(t, "a%20b", `1`, badKey)
 		wantStatus(t, r, http.StatusBadRequest)
 		wantNoSessionCookie(t, r)
 		long := strings.Repeat("k", 128)
@@ -190,13 +191,13 @@ func TestSessionData(t *testing.T) {
 		t.Parallel()
 		tok := wantSessionCookie(t, put(t, "a", `1`))
 		for _, body := range []string{``, `{`, `not json`, `{"a":1} {"b":2}`, `[1,]`, "\"\xff\xfe\"", strings.Repeat("[", 20000) + strings.Repeat("]", 20000)} {
-			if r := put(t, "x", body, cookie(tok)); r.Status != http.StatusBadRequest {
+			if r := put(t, "x", body, cookie(tok), offContract("a malformed value")); r.Status != http.StatusBadRequest {
 				t.Errorf("PUT of %.40q: %d, want 400", body, r.Status)
 			}
 		}
-		r := s.call(t, "PUT", "/v1/session/data/x", raw(`1`), cookie(tok), header("Content-Type", "text/plain"))
+		r := s.call(t, "PUT", "/v1/session/data/x", raw(`1`), cookie(tok), header("Content-Type", "text/plain"), offContract("not JSON"))
 		wantStatus(t, r, http.StatusUnsupportedMediaType)
-		r = s.call(t, "PUT", "/v1/session/data/x", raw(`1`), cookie(tok))
+		r = s.call(t, "PUT", "/v1/session/data/x", raw(`1`), cookie(tok), offContract("no content type"))
 		wantStatus(t, r, http.StatusUnsupportedMediaType)
 		r = put(t, "x", `"`+strings.Repeat("v", 70<<10)+`"`, cookie(tok))
 		wantStatus(t, r, http.StatusRequestEntityTooLarge)

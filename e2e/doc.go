@@ -3,6 +3,13 @@
 // SQLite file, and talks to it over plain HTTP against the contract in
 // docs/http-api.md. The package has no code of its own.
 //
+// Every request to a sessiond listener and every answer is also checked
+// against api/openapi.yaml (openapi_test.go), and the run fails, listing
+// them, when one does not match: a client generated from the document must
+// never meet an answer it does not describe. A test that sends a request
+// the document does not allow on purpose (malformed JSON, a wrong method)
+// marks it with offContract; its answer is still checked.
+//
 //	go test -race ./e2e/
 //
 // Set E2E_SERVER_RACE=1 to build the server itself with the race detector

@@ -48,9 +48,13 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	if contract, err = newContractChecker(filepath.Join(root, "api", "openapi.yaml")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	if b := os.Getenv("E2E_SESSIOND_BINARY"); b != "" {
 		binary = b // a prebuilt binary, e.g. to check that the suite catches a planted bug
-		return m.Run()
+		return runChecked(m)
 	}
 	binary = filepath.Join(dir, "sessiond")
 	args := []string{"build", "-o", binary}
@@ -64,7 +68,24 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building sessiond:", err)
 		return 1
 	}
-	return m.Run()
+	return runChecked(m)
+}
+
+// runChecked runs the tests, then fails the run when a request or an
+// answer did not match api/openapi.yaml (see contract).
+func runChecked(m *testing.M) int {
+	code := m.Run()
+	mismatches := contract.report()
+	fmt.Fprintf(os.Stderr, "e2e: api/openapi.yaml: %d requests and %d answers checked (%d requests to routes outside the API not checked), %d mismatches\n",
+		contract.requests.Load(), contract.answers.Load(), contract.skipped.Load(), len(mismatches))
+	if len(mismatches) > 0 {
+		fmt.Fprintln(os.Stderr, "e2e: requests and answers that do not match api/openapi.yaml:")
+		for _, l := range mismatches {
+			fmt.Fprintln(os.Stderr, "  "+l)
+		}
+		return 1
+	}
+	return code
 }
 
 // moduleRoot is the directory of the module's go.mod.
@@ -177,6 +198,7 @@ func (s *Server) start(t *testing.T) {
 		}
 		s.Pub = fmt.Sprintf("http://127.0.0.1:%d", pub)
 		s.Admin = fmt.Sprintf("http://127.0.0.1:%d", adm)
+		addListeners(s)
 		args := []string{"serve",
 			"--listen", fmt.Sprintf("127.0.0.1:%d", pub),
 			"--admin-listen", fmt.Sprintf("127.0.0.1:%d", adm),
@@ -276,6 +298,7 @@ func (s *Server) Stop(t *testing.T) {
 		return
 	}
 	s.stopped = true
+	removeListeners(s) // the ports may go to another process
 	cmd, done := s.cmd, s.done
 	s.mu.Unlock()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -301,6 +324,7 @@ func (s *Server) Kill(t *testing.T) {
 		return
 	}
 	s.stopped = true
+	removeListeners(s) // the ports may go to another process
 	cmd, done := s.cmd, s.done
 	s.mu.Unlock()
 	_ = cmd.Process.Kill()

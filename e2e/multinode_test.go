@@ -204,7 +204,7 @@ func startNodes(t *testing.T, n int, args []string) []*Server {
 // a 503: no invariant checks, kept-alive connections to every node.
 var quickClient = &http.Client{
 	Timeout:   30 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 32},
+	Transport: validating(&http.Transport{MaxIdleConnsPerHost: 32}),
 }
 
 // quick makes one request with the bearer token tok (none when empty)

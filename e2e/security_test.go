@@ -129,16 +129,17 @@ func TestCrossOrigin(t *testing.T) {
 
 	t.Run("no CORS grants", func(t *testing.T) {
 		t.Parallel()
+		preflight := offContract("a CORS preflight: OPTIONS is no documented method")
 		u := newUser(t, s)
 		tok, _ := loginCookie(t, s, u)
 		for _, origin := range []string{"https://evil.example", trusted, "null"} {
 			for _, r := range []*Resp{
 				s.call(t, "OPTIONS", "/v1/session", nil, header("Origin", origin), header("Access-Control-Request-Method", "GET"),
-					header("Access-Control-Request-Headers", "authorization")),
-				s.call(t, "OPTIONS", "/v1/logout", nil, header("Origin", origin), header("Access-Control-Request-Method", "POST")),
+					header("Access-Control-Request-Headers", "authorization"), preflight),
+				s.call(t, "OPTIONS", "/v1/logout", nil, header("Origin", origin), header("Access-Control-Request-Method", "POST"), preflight),
 				s.call(t, "GET", "/v1/session", nil, cookie(tok), header("Origin", origin)),
 				s.call(t, "GET", "/v1/session/data", nil, cookie(tok), header("Origin", origin)),
-				do(t, s.Admin, "OPTIONS", "/admin/v1/sessions/validate", nil, header("Origin", origin), header("Access-Control-Request-Method", "POST")),
+				do(t, s.Admin, "OPTIONS", "/admin/v1/sessions/validate", nil, header("Origin", origin), header("Access-Control-Request-Method", "POST"), preflight),
 			} {
 				for k := range r.Header {
 					if strings.HasPrefix(strings.ToLower(k), "access-control-allow-") {
@@ -161,6 +162,7 @@ func TestMalformedInput(t *testing.T) {
 
 	t.Run("bodies", func(t *testing.T) {
 		t.Parallel()
+		malformed := offContract("a malformed body")
 		nested := `{"email":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `,"password":"x"}`
 		nestedObj := `{"email":"a@example.com","password":"x","remember_me":` + strings.Repeat(`{"a":`, 10000) + `1` + strings.Repeat("}", 10000) + `}`
 		cases := []struct {
@@ -193,7 +195,7 @@ func TestMalformedInput(t *testing.T) {
 				if path != "/v1/login" && path != "/v1/register" && strings.HasPrefix(c.name, "invalid UTF-8 in") {
 					continue
 				}
-				r := s.call(t, "POST", path, raw(c.body), ct)
+				r := s.call(t, "POST", path, raw(c.body), ct, malformed)
 				if path == "/v1/password/reset" && c.name == "wrong type bool" {
 					continue // remember_me is not a field there: 400 anyway, checked by the invariants
 				}
@@ -203,11 +205,11 @@ func TestMalformedInput(t *testing.T) {
 			}
 		}
 		for _, c := range cases {
-			r := s.call(t, "POST", "/v1/password/change", raw(c.body), ct, bearer(tok))
+			r := s.call(t, "POST", "/v1/password/change", raw(c.body), ct, bearer(tok), malformed)
 			if r.Status != c.status && !(c.status == 400 && r.Status == 400) {
 				t.Errorf("POST /v1/password/change, %s: %d %s, want %d", c.name, r.Status, r.Body, c.status)
 			}
-			r = s.adm(t, "POST", "/admin/v1/sessions", raw(c.body), ct)
+			r = s.adm(t, "POST", "/admin/v1/sessions", raw(c.body), ct, malformed)
 			if r.Status != c.status {
 				t.Errorf("POST /admin/v1/sessions, %s: %d %s, want %d", c.name, r.Status, r.Body, c.status)
 			}
@@ -221,31 +223,35 @@ func TestMalformedInput(t *testing.T) {
 		t.Parallel()
 		body := raw(`{"email":"` + u.Email + `","password":"` + u.Password + `","transport":"token"}`)
 		for _, c := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx", "json", ";;;"} {
-			r := s.call(t, "POST", "/v1/login", body, header("Content-Type", c))
+			badType := offContract("a content type that is not JSON")
+			r := s.call(t, "POST", "/v1/login", body, header("Content-Type", c), badType)
 			if r.Status != http.StatusUnsupportedMediaType && r.Status != http.StatusBadRequest {
 				t.Errorf("login with Content-Type %q: %d, want 415", c, r.Status)
 			} else if r.Status != http.StatusUnsupportedMediaType {
 				t.Logf("login with Content-Type %q: %d", c, r.Status)
 			}
-			r = s.call(t, "PATCH", "/v1/profile", raw(`{"profile":{}}`), header("Content-Type", c), bearer(tok))
+			r = s.call(t, "PATCH", "/v1/profile", raw(`{"profile":{}}`), header("Content-Type", c), bearer(tok), badType)
 			if r.Status != http.StatusUnsupportedMediaType && r.Status != http.StatusBadRequest {
 				t.Errorf("PATCH profile with Content-Type %q: %d, want 415", c, r.Status)
 			}
 		}
-		wantError(t, s.call(t, "POST", "/v1/login", body), http.StatusUnsupportedMediaType, "unsupported_media_type")
+		wantError(t, s.call(t, "POST", "/v1/login", body, offContract("no content type")), http.StatusUnsupportedMediaType, "unsupported_media_type")
 		for _, c := range []string{"application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"} {
-			r := s.call(t, "POST", "/v1/login", body, header("Content-Type", c))
+			// The server also takes any +json type; the document lists
+			// only application/json, which is what clients should send.
+			r := s.call(t, "POST", "/v1/login", body, header("Content-Type", c), offContract("a +json content type"))
 			wantStatus(t, r, http.StatusOK)
 		}
 	})
 
 	t.Run("GET and HEAD on state-changing routes", func(t *testing.T) {
 		t.Parallel()
+		wrongMethod := offContract("a method the route does not take")
 		routes := []string{"/v1/register", "/v1/login", "/v1/logout", "/v1/sessions/revoke-others", "/v1/password/change",
 			"/v1/password/reset", "/v1/password/reset/confirm", "/v1/session/data/k", "/v1/sessions/" + randHex(16)}
 		for _, path := range routes {
 			for _, m := range []string{"GET", "HEAD"} {
-				r := s.call(t, m, path, nil, bearer(tok))
+				r := s.call(t, m, path, nil, bearer(tok), wrongMethod)
 				if r.Status != http.StatusMethodNotAllowed {
 					t.Errorf("%s %s: %d, want 405", m, path, r.Status)
 					continue
@@ -260,14 +266,15 @@ func TestMalformedInput(t *testing.T) {
 		}
 		for _, path := range []string{"/admin/v1/sessions", "/admin/v1/sessions/validate", "/admin/v1/users/x/password-reset"} {
 			for _, m := range []string{"GET", "HEAD"} {
-				r := s.adm(t, m, path, nil)
+				r := s.adm(t, m, path, nil, wrongMethod)
 				if r.Status != http.StatusMethodNotAllowed {
 					t.Errorf("%s %s: %d, want 405", m, path, r.Status)
 				}
 			}
 		}
-		wantError(t, s.call(t, "GET", "/v1/nope", nil), http.StatusNotFound, "not_found")
-		wantError(t, s.call(t, "POST", "/admin/v1/sessions", J{}), http.StatusNotFound, "not_found") // admin routes are not public
+		wantError(t, s.call(t, "GET", "/v1/nope", nil, offContract("no such route")), http.StatusNotFound, "not_found")
+		wantError(t, s.call(t, "POST", "/admin/v1/sessions", J{}, offContract("an admin route on the public listener")),
+			http.StatusNotFound, "not_found") // admin routes are not public
 		alive(t, s, tok)
 	})
 

@@ -54,7 +54,7 @@ func TestSoak(t *testing.T) {
 	pid := s.cmd.Process.Pid
 	s.mu.Unlock()
 
-	sk := &soak{t: t, s: s, hc: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+	sk := &soak{t: t, s: s, hc: &http.Client{Timeout: 20 * time.Second, Transport: validating(&http.Transport{MaxIdleConnsPerHost: 64}),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	for i := range 40 {
 		u := user{Email: fmt.Sprintf("soak-%d-%s@example.com", i, randHex(3)), Password: "Tr0ub4dor&" + randHex(4)}
