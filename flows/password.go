@@ -26,8 +26,13 @@ type Rotated struct {
 // and the per-address limit.
 func (f *Flows) ChangePassword(ctx context.Context, c Client, caller Caller, current, newPassword string) (*Rotated, error) {
 	userID := caller.Session.UserID
-	if _, err := f.accounts.ChangePassword(f.auditContext(ctx, c), userID, current, newPassword); err != nil {
-		f.passwordFailed(c, err)
+	settle, err := f.chargeLogin(c)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.accounts.ChangePassword(f.auditContext(ctx, c), userID, current, newPassword)
+	settle(err)
+	if err != nil {
 		return nil, err
 	}
 	n, err := f.endAllSessions(ctx, userID, caller.Session.ID, sessiond.ReasonForceLogout)
@@ -72,7 +77,11 @@ func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 		return err
 	}
 	now := f.Now()
-	if !f.resetByIP.take(addrKey(c.Addr), now) || !f.resetByUser.take(email, now) {
+	if ok, _ := f.resetByIP.take(addrKey(c.Addr), now); !ok {
+		f.metrics.resets.WithLabelValues("limited").Inc()
+		return nil
+	}
+	if ok, _ := f.resetByUser.take(email, now); !ok {
 		f.metrics.resets.WithLabelValues("limited").Inc()
 		return nil
 	}

@@ -43,11 +43,13 @@ func (f *Flows) RequireFresh(ctx context.Context, sess *sessiond.Session, action
 // failed sign-in), and then records the proof in the caller's session,
 // which gets a new token: a new refresh chain for a client-side session.
 func (f *Flows) Reauthenticate(ctx context.Context, c Client, caller Caller, password string) (*Rotated, error) {
-	if err := f.checkLoginRate(c); err != nil {
+	settle, err := f.chargeLogin(c)
+	if err != nil {
 		return nil, err
 	}
-	if _, err := f.accounts.VerifyPassword(f.auditContext(ctx, c), caller.Session.UserID, password); err != nil {
-		f.passwordFailed(c, err)
+	_, err = f.accounts.VerifyPassword(f.auditContext(ctx, c), caller.Session.UserID, password)
+	settle(err)
+	if err != nil {
 		f.metrics.reauth.WithLabelValues("failed").Inc()
 		return nil, err
 	}

@@ -68,31 +68,16 @@ type SignedIn struct {
 // starts the session. A wrong password, or an unknown email, is
 // account.ErrInvalidCredentials.
 func (f *Flows) SignIn(ctx context.Context, c Client, p SignInParams) (*SignedIn, error) {
-	if err := f.checkLoginRate(c); err != nil {
+	settle, err := f.chargeLogin(c)
+	if err != nil {
 		return nil, err
 	}
 	u, err := f.accounts.Authenticate(f.auditContext(ctx, c), p.Email, p.Password)
+	settle(err)
 	if err != nil {
-		f.passwordFailed(c, err)
 		return nil, err
 	}
 	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace})
-}
-
-// passwordFailed counts a failed password check against c's address.
-func (f *Flows) passwordFailed(c Client, err error) {
-	var locked *account.LockedError
-	switch {
-	case errors.As(err, &locked):
-		f.metrics.loginFailures.WithLabelValues("locked").Inc()
-	case errors.Is(err, account.ErrInvalidCredentials):
-		f.metrics.loginFailures.WithLabelValues("invalid_credentials").Inc()
-	default:
-		return // a store failure is not the client's
-	}
-	if f.loginLimiter != nil {
-		f.loginLimiter.take(addrKey(c.Addr), f.Now())
-	}
 }
 
 // StartParams describe the session StartSession starts.
