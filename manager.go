@@ -97,7 +97,7 @@ var ErrDataAndReplace = errors.New("sessiond: Create: Data and Replace are exclu
 // Create starts a new session and returns it with its token. The token is
 // returned only here and by Rotate; sessiond keeps only its hash.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string, error) {
-	if err := m.checkData(p.Data); err != nil {
+	if err := m.checkData(p.Data, p.UserID == ""); err != nil {
 		return nil, "", err
 	}
 	if p.Replace != "" && len(p.Data) > 0 {
@@ -452,13 +452,23 @@ func (m *Manager) Data(ctx context.Context, id string) (map[string][]byte, error
 // ErrValueTooLarge or ErrDataTooLarge when the write breaks a limit, and
 // then changes nothing.
 func (m *Manager) SetData(ctx context.Context, id, key string, value []byte) error {
+	return m.setData(ctx, id, key, value, m.policy.MaxDataBytes)
+}
+
+// SetSessionData is SetData for s, whose kind chooses the limit: an
+// anonymous session's data is held to Policy.MaxAnonymousDataBytes.
+func (m *Manager) SetSessionData(ctx context.Context, s *Session, key string, value []byte) error {
+	return m.setData(ctx, s.ID, key, value, m.policy.maxDataBytes(s.Anonymous()))
+}
+
+func (m *Manager) setData(ctx context.Context, id, key string, value []byte, maxBytes int) error {
 	if !ValidKey(key) {
 		return ErrInvalidKey
 	}
 	if len(value) > m.policy.MaxValueBytes {
 		return ErrValueTooLarge
 	}
-	return m.store.SetData(ctx, id, key, value, m.policy.MaxDataBytes, m.Now())
+	return m.store.SetData(ctx, id, key, value, maxBytes, m.Now())
 }
 
 // DeleteData removes one key of the active session id.
@@ -469,7 +479,7 @@ func (m *Manager) DeleteData(ctx context.Context, id, key string) error {
 	return m.store.DeleteData(ctx, id, key, m.Now())
 }
 
-func (m *Manager) checkData(data map[string][]byte) error {
+func (m *Manager) checkData(data map[string][]byte, anonymous bool) error {
 	for k, v := range data {
 		if !ValidKey(k) {
 			return ErrInvalidKey
@@ -478,7 +488,7 @@ func (m *Manager) checkData(data map[string][]byte) error {
 			return ErrValueTooLarge
 		}
 	}
-	if DataSize(data) > m.policy.MaxDataBytes {
+	if DataSize(data) > m.policy.maxDataBytes(anonymous) {
 		return ErrDataTooLarge
 	}
 	return nil

@@ -45,6 +45,10 @@ type Policy struct {
 	// MaxDataBytes caps a session's data, keys and values together.
 	// Default 64 KiB.
 	MaxDataBytes int
+	// MaxAnonymousDataBytes caps an anonymous session's data (a visitor
+	// who has not signed in: anyone can make one). Default 16 KiB, and
+	// never more than MaxDataBytes.
+	MaxAnonymousDataBytes int
 }
 
 // Policy defaults, as documented on the fields.
@@ -56,6 +60,7 @@ const (
 	DefaultReauthWindow          = 10 * time.Minute
 	DefaultMaxValueBytes         = 16 << 10
 	DefaultMaxDataBytes          = 64 << 10
+	DefaultMaxAnonymousDataBytes = 16 << 10
 	maxDefaultTouchInterval      = time.Minute
 )
 
@@ -77,6 +82,9 @@ func (p Policy) withDefaults() (Policy, error) {
 	}
 	if p.MaxDataBytes == 0 {
 		p.MaxDataBytes = DefaultMaxDataBytes
+	}
+	if p.MaxAnonymousDataBytes == 0 {
+		p.MaxAnonymousDataBytes = min(DefaultMaxAnonymousDataBytes, p.MaxDataBytes)
 	}
 	for _, f := range []struct {
 		name string
@@ -101,10 +109,20 @@ func (p Policy) withDefaults() (Policy, error) {
 		return p, fmt.Errorf("%w: MaxSessionsPerUser must not be negative", ErrInvalidPolicy)
 	case p.MaxValueBytes < 0 || p.MaxDataBytes < 0:
 		return p, fmt.Errorf("%w: data limits must not be negative", ErrInvalidPolicy)
+	case p.MaxAnonymousDataBytes < 0 || p.MaxAnonymousDataBytes > p.MaxDataBytes:
+		return p, fmt.Errorf("%w: MaxAnonymousDataBytes %d is negative or larger than MaxDataBytes %d", ErrInvalidPolicy, p.MaxAnonymousDataBytes, p.MaxDataBytes)
 	case p.MaxValueBytes > p.MaxDataBytes:
 		return p, fmt.Errorf("%w: MaxValueBytes %d is larger than MaxDataBytes %d", ErrInvalidPolicy, p.MaxValueBytes, p.MaxDataBytes)
 	}
 	return p, nil
+}
+
+// maxDataBytes is the data limit of a session, anonymous or not.
+func (p *Policy) maxDataBytes(anonymous bool) int {
+	if anonymous {
+		return p.MaxAnonymousDataBytes
+	}
+	return p.MaxDataBytes
 }
 
 // timeouts returns the idle timeout and absolute lifetime for a session.

@@ -35,13 +35,19 @@ var (
 	ErrMissingUserID = errors.New(`flows: "user_id" is required`)
 )
 
-// RateLimitedError is the error of a sign-in (or reauthentication)
-// refused because the client's address made too many failed ones.
+// RateLimitedError is the error of a request refused because the client's
+// address made too many of its kind: failed sign-ins (or
+// reauthentications), or new anonymous sessions.
 type RateLimitedError struct {
 	// RetryAfter is how long until the next attempt is allowed.
 	RetryAfter time.Duration
+	// Anonymous says the limit is that of new anonymous sessions.
+	Anonymous bool
 }
 
 func (e *RateLimitedError) Error() string {
+	if e.Anonymous {
+		return fmt.Sprintf("flows: too many new anonymous sessions from this address; retry after %v", e.RetryAfter)
+	}
 	return fmt.Sprintf("flows: too many failed sign-ins from this address; retry after %v", e.RetryAfter)
 }

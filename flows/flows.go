@@ -32,6 +32,7 @@ const (
 	DefaultLoginRatePerIP      = 60
 	DefaultResetRatePerAccount = 5
 	DefaultResetRatePerIP      = 30
+	DefaultAnonymousRatePerIP  = 60
 )
 
 // Config holds the settings of the flows. Zero values are the documented
@@ -49,6 +50,12 @@ type Config struct {
 	// DefaultResetRatePerIP.
 	ResetRatePerAccount int
 	ResetRatePerIP      int
+	// AnonymousRatePerIP is how many anonymous sessions (visitors' data
+	// without a sign-in) one client address may start per minute before
+	// *RateLimitedError. Default DefaultAnonymousRatePerIP.
+	AnonymousRatePerIP int
+	// AnonymousRateOff switches that limit off. Default false.
+	AnonymousRateOff bool
 	// PublicURL is the externally visible base URL, used for links in
 	// notifications ("https://login.example.com"). Default none: messages
 	// carry the token without a link.
@@ -87,6 +94,7 @@ type Flows struct {
 	clientSide *ClientSide // nil: client-side sessions off
 
 	loginLimiter *limiterSet // nil: off
+	anonLimiter  *limiterSet // nil: off
 	resetByIP    *limiterSet
 	resetByUser  *limiterSet
 	background   chan struct{} // bounds notification goroutines
@@ -98,7 +106,7 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	if d.Sessions == nil || d.Accounts == nil {
 		return nil, errors.New("flows: Sessions and Accounts are required")
 	}
-	if cfg.LoginRatePerIP < 0 || cfg.ResetRatePerAccount < 0 || cfg.ResetRatePerIP < 0 {
+	if cfg.LoginRatePerIP < 0 || cfg.ResetRatePerAccount < 0 || cfg.ResetRatePerIP < 0 || cfg.AnonymousRatePerIP < 0 {
 		return nil, errors.New("flows: rates must not be negative")
 	}
 	if cfg.LoginRatePerIP == 0 {
@@ -109,6 +117,9 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	}
 	if cfg.ResetRatePerIP == 0 {
 		cfg.ResetRatePerIP = DefaultResetRatePerIP
+	}
+	if cfg.AnonymousRatePerIP == 0 {
+		cfg.AnonymousRatePerIP = DefaultAnonymousRatePerIP
 	}
 	f := &Flows{
 		cfg:        cfg,
@@ -134,6 +145,9 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	}
 	if !cfg.LoginRateOff {
 		f.loginLimiter = newLimiterSet(float64(cfg.LoginRatePerIP)/60, cfg.LoginRatePerIP)
+	}
+	if !cfg.AnonymousRateOff {
+		f.anonLimiter = newLimiterSet(float64(cfg.AnonymousRatePerIP)/60, cfg.AnonymousRatePerIP)
 	}
 	f.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
 	f.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)

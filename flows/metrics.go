@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	created       *prometheus.CounterVec // kind: user, anonymous
 	validated     prometheus.Counter
-	rejected      *prometheus.CounterVec // reason: missing, malformed, unknown, expired, revoked, anonymous, unavailable
+	rejected      *prometheus.CounterVec // reason: missing, malformed, unknown, expired, revoked, anonymous, unavailable, anonymous_rate_limited (a new anonymous session refused)
 	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
 	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
 	lockouts      prometheus.Counter

@@ -234,10 +234,18 @@ type DataWritten struct {
 // PutData sets one key of the data of sess, the request's active session;
 // with sess nil it starts an anonymous session holding the value, whose
 // token the caller hands out (in the session cookie: an anonymous session
-// is a browser's).
+// is a browser's). New anonymous sessions are limited per client address
+// (*RateLimitedError), and their data to the policy's
+// MaxAnonymousDataBytes.
 func (f *Flows) PutData(ctx context.Context, c Client, sess *sessiond.Session, key string, value []byte) (DataWritten, error) {
 	if sess != nil {
-		return DataWritten{Session: sess}, f.sessions.SetData(ctx, sess.ID, key, value)
+		return DataWritten{Session: sess}, f.sessions.SetSessionData(ctx, sess, key, value)
+	}
+	if f.anonLimiter != nil {
+		if ok, wait := f.anonLimiter.take(addrKey(c.Addr), f.Now()); !ok {
+			f.metrics.rejected.WithLabelValues("anonymous_rate_limited").Inc()
+			return DataWritten{}, &RateLimitedError{RetryAfter: wait, Anonymous: true}
+		}
 	}
 	sess, tok, err := f.sessions.Create(ctx, sessiond.CreateParams{
 		UserAgent: c.UserAgent, IP: c.IP(), Data: map[string][]byte{key: value},

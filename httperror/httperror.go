@@ -92,8 +92,11 @@ func From(err error, now time.Time) *Error {
 		return newError(http.StatusForbidden, "reauthentication_required",
 			"this action needs a recent confirmation of your password: POST /v1/session/reauthenticate first")
 	case errors.As(err, &limited):
-		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
-			Message: "too many failed sign-ins from this address; try again later", RetryAfter: limited.RetryAfter}
+		msg := "too many failed sign-ins from this address; try again later"
+		if limited.Anonymous {
+			msg = "too many new sessions from this address; try again later"
+		}
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: msg, RetryAfter: limited.RetryAfter}
 	case errors.As(err, &locked):
 		return &Error{Status: http.StatusTooManyRequests, Code: "account_locked",
 			Message: "too many failed sign-in attempts; try again later", RetryAfter: locked.RetryAfter(now)}

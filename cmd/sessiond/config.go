@@ -43,6 +43,8 @@ type config struct {
 	AuditRetention        time.Duration
 	MaxValueBytes         int
 	MaxDataBytes          int
+	MaxAnonymousDataBytes int
+	AnonymousRatePerIP    int
 
 	LockoutThreshold    int
 	LockoutDuration     time.Duration
@@ -133,6 +135,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 2160*time.Hour, "how long security events (the audit trail) are kept (0: forever)")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", sessiond.DefaultMaxValueBytes, "largest session data value")
 	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", sessiond.DefaultMaxDataBytes, "largest session data, keys and values together")
+	fs.IntVar(&c.MaxAnonymousDataBytes, "max-anonymous-data-bytes", sessiond.DefaultMaxAnonymousDataBytes, "largest data of an anonymous session (a visitor who has not signed in); more than --max-data-bytes counts as --max-data-bytes")
+	fs.IntVar(&c.AnonymousRatePerIP, "anonymous-rate-per-ip", flows.DefaultAnonymousRatePerIP, "new anonymous sessions per minute from one client IP before 429 (0: off)")
 
 	fs.IntVar(&c.LockoutThreshold, "lockout-threshold", account.DefaultLockoutThreshold, "consecutive failed logins before an account is locked")
 	fs.DurationVar(&c.LockoutDuration, "lockout-duration", account.DefaultLockoutDuration, "first lock; each further lock doubles it")
@@ -472,8 +476,10 @@ func (c *config) validate() error {
 		return errors.New("--lockout-max-duration is shorter than --lockout-duration")
 	case c.PasswordMinLength < 1:
 		return errors.New("--password-min-length must be at least 1")
-	case c.LoginRatePerIP < 0 || c.ResetRatePerIP < 1 || c.ResetRatePerAccount < 1:
-		return errors.New("rate limits must be positive (--login-rate-per-ip may be 0: off)")
+	case c.LoginRatePerIP < 0 || c.AnonymousRatePerIP < 0 || c.ResetRatePerIP < 1 || c.ResetRatePerAccount < 1:
+		return errors.New("rate limits must be positive (--login-rate-per-ip and --anonymous-rate-per-ip may be 0: off)")
+	case c.MaxAnonymousDataBytes < 1:
+		return errors.New("--max-anonymous-data-bytes must be at least 1")
 	case c.MaxBodyBytes < 1024:
 		return errors.New("--max-body-bytes must be at least 1024")
 	case c.Listen == c.AdminListen:

@@ -72,6 +72,7 @@ func (c *config) policy() sessiond.Policy {
 		ReauthWindow:          c.ReauthWindow,
 		MaxValueBytes:         c.MaxValueBytes,
 		MaxDataBytes:          c.MaxDataBytes,
+		MaxAnonymousDataBytes: min(c.MaxAnonymousDataBytes, c.MaxDataBytes),
 	}
 }
 
@@ -98,6 +99,8 @@ func (c *config) flowsConfig() flows.Config {
 	return flows.Config{
 		LoginRatePerIP:      c.LoginRatePerIP,
 		LoginRateOff:        c.LoginRatePerIP == 0, // the flag's documented "0: off"
+		AnonymousRatePerIP:  c.AnonymousRatePerIP,
+		AnonymousRateOff:    c.AnonymousRatePerIP == 0,
 		ResetRatePerIP:      c.ResetRatePerIP,
 		ResetRatePerAccount: c.ResetRatePerAccount,
 		PublicURL:           c.PublicURL,
