@@ -27,10 +27,12 @@ func (s *Server) requestToken(r *http.Request) (string, bool) {
 }
 
 // presentedToken is requestToken, or with client-side sessions on, the
-// access cookie when the request carries neither.
+// access cookie when the request carries neither. A request with an
+// Authorization header is authenticated by that header alone: a header
+// that is no bearer token signs no one in, whatever cookies come along.
 func (s *Server) presentedToken(r *http.Request) (tok string, fromCookie bool) {
 	tok, fromCookie = s.requestToken(r)
-	if tok == "" && s.flows.ClientSideOn() {
+	if tok == "" && s.flows.ClientSideOn() && r.Header.Get("Authorization") == "" {
 		if c, err := r.Cookie(s.accessCookieName()); err == nil {
 			tok, fromCookie = c.Value, false
 		}

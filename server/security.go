@@ -75,13 +75,16 @@ func (s *Server) notFound(mux *http.ServeMux) http.HandlerFunc {
 
 // crossOrigin refuses cross-origin state changes (Sec-Fetch-Site or an
 // Origin that is neither ours nor trusted), the CSRF defence for cookie
-// authentication. Requests that authenticate with an Authorization header
-// are exempt: a browser never attaches one on its own, so no other site
-// can forge them.
+// authentication. Requests that authenticate with a bearer token are
+// exempt: a browser never attaches one on its own, so no other site can
+// forge them, and such a request is never authenticated by its cookies
+// (presentedToken). Any other Authorization header (Basic, say) is no
+// exemption: a cross-site form cannot set it, but a credentialed fetch
+// from an allowed CORS origin of another service could.
 func (s *Server) crossOrigin(next http.Handler) http.Handler {
 	protected := s.cop.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "" {
+		if _, ok := sessionhttp.BearerToken(r.Header.Get("Authorization")); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
