@@ -26,6 +26,11 @@ type Claims struct {
 	SessionID  string           `json:"sid"`         // the server-side session
 	RememberMe bool             `json:"remember_me"` // the session's kind
 	AMR        []string         `json:"amr,omitempty"`
+	// AuthTime is when the user last proved who they are in the session
+	// (OpenID Connect's auth_time): the sign-in, or the latest
+	// reauthentication or change of password. Absent for a session
+	// without a proof (an administrator's).
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // Params describe the session a token is issued for.
@@ -35,6 +40,8 @@ type Params struct {
 	RememberMe bool
 	// AMR are the authentication methods (RFC 8176), e.g. ["pwd"].
 	AMR []string
+	// AuthTime is the session's AuthenticatedAt; zero for none.
+	AuthTime time.Time
 }
 
 // Issuer signs access tokens.
@@ -71,6 +78,9 @@ func (is *Issuer) Issue(ring *Ring, p Params, now time.Time) (string, *Claims, e
 		Issuer: is.Name, Subject: p.UserID, Audience: jwt.Audience(is.Audience),
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(ttl)),
 		ID: jti, SessionID: p.SessionID, RememberMe: p.RememberMe, AMR: p.AMR,
+	}
+	if !p.AuthTime.IsZero() {
+		c.AuthTime = jwt.NewNumericDate(p.AuthTime.UTC())
 	}
 	tok, err := jwt.Signed(signer).Claims(c).Serialize()
 	if err != nil {

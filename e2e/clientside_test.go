@@ -309,7 +309,7 @@ func TestClientSideTokens(t *testing.T) {
 			// Only these claims: nothing secret, nothing unexpected.
 			got := tok.Keys()
 			slices.Sort(got)
-			if want := []string{"amr", "aud", "exp", "iat", "iss", "jti", "nbf", "remember_me", "sid", "sub"}; !slices.Equal(got, want) {
+			if want := []string{"amr", "aud", "auth_time", "exp", "iat", "iss", "jti", "nbf", "remember_me", "sid", "sub"}; !slices.Equal(got, want) {
 				t.Errorf("claims %v, want exactly %v", got, want)
 			}
 		}

@@ -95,7 +95,7 @@ func (f *Flows) IssueAccessToken(sess *sessiond.Session, amr []string) (AccessTo
 		return AccessToken{}, ErrClientSideOff
 	}
 	access, claims, err := cs.Issuer.Issue(cs.Keys.Ring(), accesstoken.Params{
-		UserID: sess.UserID, SessionID: sess.ID, RememberMe: sess.RememberMe, AMR: amr}, f.Now())
+		UserID: sess.UserID, SessionID: sess.ID, RememberMe: sess.RememberMe, AMR: amr, AuthTime: sess.AuthenticatedAt}, f.Now())
 	if err != nil {
 		return AccessToken{}, err
 	}
@@ -126,7 +126,28 @@ func (f *Flows) authenticateJWT(ctx context.Context, tok string) (*sessiond.Sess
 	if err != nil {
 		return nil, sessiond.ErrNotFound
 	}
-	return f.sessions.Get(ctx, c.SessionID, c.Subject)
+	sess, err := f.sessions.Get(ctx, c.SessionID, c.Subject)
+	if err != nil {
+		return nil, err
+	}
+	if superseded(c, sess) {
+		return nil, sessiond.ErrNotFound
+	}
+	return sess, nil
+}
+
+// superseded reports whether an access token was issued before its
+// session's latest proof of the password (a reauthentication, a change of
+// password): the session got a new refresh chain and new access tokens
+// then, and on sessiond's own API the older ones stop working at once, so
+// that a copied token cannot pass the fresh-authentication check on the
+// strength of the owner's proof. auth_time has whole seconds: a token
+// issued in the same second as the proof is not told apart.
+func superseded(c *accesstoken.Claims, sess *sessiond.Session) bool {
+	if sess.AuthenticatedAt.IsZero() {
+		return false
+	}
+	return c.AuthTime == nil || c.AuthTime.Time().Unix() < sess.AuthenticatedAt.Unix()
 }
 
 // Refreshed is a renewed client-side session.

@@ -89,7 +89,7 @@ func newWorld(t testing.TB, log *slog.Logger) *fuzzWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, _, err := cs.Issuer.Issue(ring.Ring(), accesstoken.Params{UserID: u.ID, SessionID: jsess.ID}, m.Now())
+	access, _, err := cs.Issuer.Issue(ring.Ring(), accesstoken.Params{UserID: u.ID, SessionID: jsess.ID, AuthTime: jsess.AuthenticatedAt}, m.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
