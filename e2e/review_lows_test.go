@@ -4,9 +4,12 @@ package e2e_test
 // each against the built binary.
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -50,4 +53,68 @@ func TestNotifyWebhookRefusesRedirects(t *testing.T) {
 	if n := stolen.Load(); n != 0 {
 		t.Fatalf("the redirect target received %d messages", n)
 	}
+}
+
+// TestShortWebhookSecretsRefused: an empty or short signing secret of
+// either webhook, from its file or its environment variable, stops
+// start-up with one line naming the setting; 32 bytes are enough.
+func TestShortWebhookSecretsRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	short := strings.Repeat("s", 31)
+	empty, shortFile, spaces := file("empty", ""), file("short", short+"\n"), file("spaces", " \n\t\n")
+	notify := []string{"--notify-webhook", "http://127.0.0.1:1/notify"}
+	lifecycle := []string{"--webhook-url", "http://127.0.0.1:1/hook"}
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"empty notifier secret file", append(notify, "--notify-webhook-secret-file", empty), nil, "--notify-webhook-secret-file"},
+		{"blank notifier secret file", append(notify, "--notify-webhook-secret-file", spaces), nil, "--notify-webhook-secret-file"},
+		{"short notifier secret file", append(notify, "--notify-webhook-secret-file", shortFile), nil, "--notify-webhook-secret-file"},
+		{"short notifier secret variable", notify, []string{"SESSIOND_NOTIFY_WEBHOOK_SECRET=" + short}, "SESSIOND_NOTIFY_WEBHOOK_SECRET"},
+		{"empty lifecycle secret file", append(lifecycle, "--webhook-secret-file", empty), nil, "--webhook-secret-file"},
+		{"short lifecycle secret file", append(lifecycle, "--webhook-secret-file", shortFile), nil, "--webhook-secret-file"},
+		{"short lifecycle secret variable", lifecycle, []string{"SESSIOND_WEBHOOK_SECRET=" + short}, "SESSIOND_WEBHOOK_SECRET"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"serve",
+				"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--admin-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--database", "sqlite://" + filepath.Join(t.TempDir(), "db")}, c.args...)
+			_, stderr, code := runCLI(t, t.TempDir(), "", c.env, args...)
+			reason := strings.TrimSpace(stderr)
+			if code == 0 {
+				t.Fatalf("exit status 0, want non-zero; stderr %q", stderr)
+			}
+			if reason == "" || strings.Contains(reason, "\n") {
+				t.Errorf("stderr %q, want one line", stderr)
+			}
+			if !strings.Contains(reason, c.want) {
+				t.Errorf("reason %q does not name %s", reason, c.want)
+			}
+			if strings.Contains(reason, short) {
+				t.Errorf("the reason shows the secret: %q", reason)
+			}
+		})
+	}
+	// Secrets of exactly 32 bytes start.
+	t.Run("32 bytes", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, append(append([]string{}, lifecycle...), "--notify-webhook", "http://127.0.0.1:1/notify",
+			"--notify-webhook-secret-file", file("notify32", notifySecret+"\n")),
+			withEnv("SESSIOND_WEBHOOK_SECRET="+strings.Repeat("w", 32)))
+		healthy(t, s)
+	})
 }
