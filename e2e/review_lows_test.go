@@ -118,3 +118,36 @@ func TestShortWebhookSecretsRefused(t *testing.T) {
 		healthy(t, s)
 	})
 }
+
+// TestDatabaseFilesOwnerOnly: sessiond creates its SQLite file and the
+// -wal and -shm beside it owner-only (0600), and tightens a database left
+// readable by others, saying so in the log.
+func TestDatabaseFilesOwnerOnly(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	newUser(t, s) // a password hash in the file
+	wantOwnerOnly := func() {
+		t.Helper()
+		for _, p := range []string{s.DB, s.DB + "-wal", s.DB + "-shm"} {
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Errorf("%v", err)
+				continue
+			}
+			if m := st.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %v, want -rw-------", filepath.Base(p), m)
+			}
+		}
+	}
+	wantOwnerOnly()
+
+	s.Stop(t)
+	if err := os.Chmod(s.DB, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t)
+	wantOwnerOnly()
+	if logs := s.Logs(); !strings.Contains(logs, "made owner-only") {
+		t.Errorf("no warning in the log about the loose database file")
+	}
+}
