@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,5 +150,51 @@ func TestDatabaseFilesOwnerOnly(t *testing.T) {
 	wantOwnerOnly()
 	if logs := s.Logs(); !strings.Contains(logs, "made owner-only") {
 		t.Errorf("no warning in the log about the loose database file")
+	}
+}
+
+// fullwidth returns s with its ASCII letters and digits and "@" and "."
+// in their fullwidth forms (U+FF01 to U+FF5E).
+func fullwidth(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r > ' ' && r < 0x7f && r != '-' {
+			r += 0xff01 - '!'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// TestEmailLookAlikes: beside ada@example.com, its fullwidth form is the
+// same address (409 email_taken; signing in with it signs ada in) and a
+// form with a Cyrillic "а" is refused (400 invalid_email): neither makes
+// a second account.
+func TestEmailLookAlikes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	local := "ada-" + randHex(4)
+	email := local + "@example.com"
+	const pw = "analytical engine"
+	r := s.call(t, "POST", "/v1/register", J{"email": email, "password": pw})
+	wantStatus(t, r, http.StatusCreated)
+	id := str(t, obj(t, r, "user"), "id")
+
+	wide := fullwidth(local) + "@example.com"
+	for _, e := range []string{wide, fullwidth(email), local + "@ｅxample.com"} {
+		wantError(t, s.call(t, "POST", "/v1/register", J{"email": e, "password": pw}), http.StatusConflict, "email_taken")
+	}
+	for _, e := range []string{local + "@exаmple.com", strings.Replace(local, "a", "а", 1) + "@example.com"} {
+		wantError(t, s.call(t, "POST", "/v1/register", J{"email": e, "password": pw}), http.StatusBadRequest, "invalid_email")
+	}
+	r = s.call(t, "POST", "/v1/login", J{"email": wide, "password": pw, "transport": "token"})
+	wantStatus(t, r, http.StatusOK)
+	if got := str(t, obj(t, r, "user"), "id"); got != id {
+		t.Errorf("signing in with the fullwidth form gave user %s, want %s", got, id)
+	}
+	r = s.adm(t, "GET", "/admin/v1/users?email="+url.QueryEscape(wide), nil)
+	wantStatus(t, r, http.StatusOK)
+	if got := str(t, obj(t, r, "user"), "id"); got != id {
+		t.Errorf("finding the fullwidth form gave user %s, want %s", got, id)
 	}
 }
