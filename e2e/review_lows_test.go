@@ -198,3 +198,63 @@ func TestEmailLookAlikes(t *testing.T) {
 		t.Errorf("finding the fullwidth form gave user %s, want %s", got, id)
 	}
 }
+
+// TestKeyActivationDelayTooShort: an activation delay shorter than the key
+// reload interval plus the JWKS max-age stops serve at start-up and makes
+// keys rotate refuse, adding no key; one that long is accepted.
+func TestKeyActivationDelayTooShort(t *testing.T) {
+	t.Parallel()
+	s, kek := startJWT(t, nil)
+	db := "sqlite://" + s.DB
+	t.Run("serve", func(t *testing.T) {
+		t.Parallel()
+		for _, args := range [][]string{
+			{"--key-activation-delay", "30s"}, // the defaults: 10s + 60s
+			{"--key-activation-delay", "5s", "--key-reload-interval", "3s", "--jwks-max-age", "3s"},
+		} {
+			args = append([]string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--admin-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--database", "sqlite://" + filepath.Join(t.TempDir(), "db")}, args...)
+			_, stderr, code := runCLI(t, t.TempDir(), "", []string{kekEnv(newKEK())}, args...)
+			wantKeyDelayRefused(t, args, code, stderr)
+		}
+	})
+	t.Run("keys rotate", func(t *testing.T) {
+		t.Parallel()
+		args := []string{"keys", "rotate", "--database", db, "--key-activation-delay", "5s"}
+		_, stderr, code := runCLI(t, s.Dir, "", []string{kekEnv(kek)}, args...)
+		wantKeyDelayRefused(t, args, code, stderr)
+		out, stderr, code := runCLI(t, s.Dir, "", []string{kekEnv(kek)}, "keys", "list", "--database", db)
+		if code != 0 {
+			t.Fatalf("keys list: status %d: %s", code, stderr)
+		}
+		if n := strings.Count(out, "\n") - 1; n != 1 {
+			t.Errorf("keys list after a refused rotation shows %d keys, want 1:\n%s", n, out)
+		}
+		// As long as reload plus max-age is enough.
+		out, stderr, code = runCLI(t, s.Dir, "", []string{kekEnv(kek)}, "keys", "rotate", "--database", db,
+			"--key-activation-delay", "4s", "--key-reload-interval", "2s", "--jwks-max-age", "2s")
+		if code != 0 || !strings.Contains(out, "added signing key") {
+			t.Errorf("keys rotate with a delay of reload plus max-age: status %d: %s %s", code, out, stderr)
+		}
+	})
+}
+
+// wantKeyDelayRefused checks that a command failed with one line naming
+// the activation delay and what it must cover.
+func wantKeyDelayRefused(t *testing.T, args []string, code int, stderr string) {
+	t.Helper()
+	reason := strings.TrimSpace(stderr)
+	if code == 0 {
+		t.Errorf("%v: exit status 0, want non-zero", args)
+		return
+	}
+	if strings.Contains(reason, "\n") {
+		t.Errorf("%v: stderr %q, want one line", args, stderr)
+	}
+	for _, want := range []string{"--key-activation-delay", "--key-reload-interval", "--jwks-max-age"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("%v: reason %q does not name %s", args, reason, want)
+		}
+	}
+}

@@ -452,6 +452,11 @@ func (c *config) validate() error {
 		return fmt.Errorf("--password-min-length must be at most %d (the longest password, in bytes)", account.DefaultPasswordMaxBytes)
 	case c.KeyActivationDelay < 0:
 		return errors.New("--key-activation-delay must not be negative")
+	case c.KeyActivationDelay < c.KeyReloadInterval+c.JWKSMaxAge:
+		// A new key must be known everywhere before it signs: every node
+		// has reloaded the keys, and every cached JWKS has expired.
+		return fmt.Errorf("--key-activation-delay %v is shorter than --key-reload-interval %v plus --jwks-max-age %v: a new key would sign before every node and JWKS cache knows it",
+			c.KeyActivationDelay, c.KeyReloadInterval, c.JWKSMaxAge)
 	}
 	switch {
 	case c.TouchInterval < 0:
