@@ -4,57 +4,11 @@ import (
 	"bufio"
 	_ "embed"
 	"fmt"
-	"net/mail"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
 )
-
-// MaxEmailLength is the longest email accepted, in bytes (RFC 5321's
-// limit on a forward path, less the angle brackets).
-const MaxEmailLength = 254
-
-// NormalizeEmail returns s trimmed of surrounding space and in lower case,
-// which is the form stored and compared, or ErrInvalidEmail (wrapped with
-// the reason) when it is not a plausible address: exactly one @, a local
-// part of 1 to 64 bytes, no display name, comment or quoting, at most
-// MaxEmailLength bytes, and a domain of at least two dot-separated labels
-// of letters, digits and inner hyphens whose last label is not all digits.
-// Addresses without a dot in the domain (user@localhost) and IP literals
-// are refused: nobody signs up with them.
-func NormalizeEmail(s string) (string, error) {
-	bad := func(why string) (string, error) { return "", fmt.Errorf("%w: %s", ErrInvalidEmail, why) }
-	if !utf8.ValidString(s) {
-		return bad("not UTF-8") // checked first: ToLower would mend it
-	}
-	e := strings.ToLower(strings.TrimSpace(s))
-	switch {
-	case e == "":
-		return bad("empty")
-	case len(e) > MaxEmailLength:
-		return bad(fmt.Sprintf("longer than %d characters", MaxEmailLength))
-	case strings.Count(e, "@") != 1:
-		return bad("must contain exactly one @")
-	}
-	for _, r := range e {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"()<>,;:\[]`, r) {
-			return bad(fmt.Sprintf("must not contain %q", r))
-		}
-	}
-	local, domain, _ := strings.Cut(e, "@")
-	if local == "" || len(local) > 64 {
-		return bad("the part before @ must have 1 to 64 characters")
-	}
-	addr, err := mail.ParseAddress(e)
-	if err != nil || addr.Name != "" || addr.Address != e {
-		return bad("not an email address")
-	}
-	if err := checkDomain(domain); err != nil {
-		return bad(err.Error())
-	}
-	return e, nil
-}
 
 func checkDomain(d string) error {
 	labels := strings.Split(d, ".")

@@ -273,12 +273,13 @@ func (s *Service) CheckPassword(password, email string) error {
 	return s.policy.Check(password, email)
 }
 
-// Register creates an account. The email is normalised (ErrInvalidEmail),
+// Register creates an account. The email is normalised and must be ASCII
+// then (ErrInvalidEmail; see "Email addresses and look-alikes"),
 // the password must pass the policy (ErrWeakPassword), and profile must be
 // a JSON object of at most MaxProfileBytes or nil for "{}"
 // (ErrInvalidProfile). It returns ErrEmailTaken when the email is in use.
 func (s *Service) Register(ctx context.Context, email, password string, profile []byte) (*User, error) {
-	email, err := NormalizeEmail(email)
+	email, err := newEmail(email)
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +350,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*Us
 	norm, err := NormalizeEmail(email)
 	var u *User
 	if err == nil {
-		u, err = s.store.UserByEmail(ctx, norm)
+		u, err = s.userByEmail(ctx, email, norm)
 	}
 	switch {
 	case err == nil:
@@ -508,11 +509,11 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, newPassword s
 // time, nil) after about the same work, so that the answer can be the
 // same. A malformed email gives ErrInvalidEmail.
 func (s *Service) RequestReset(ctx context.Context, email string) (token string, u *User, expiresAt time.Time, err error) {
-	email, err = NormalizeEmail(email)
+	normalized, err := NormalizeEmail(email)
 	if err != nil {
 		return "", nil, time.Time{}, err
 	}
-	u, err = s.store.UserByEmail(ctx, email)
+	u, err = s.userByEmail(ctx, email, normalized)
 	switch {
 	case errors.Is(err, ErrUserNotFound):
 		// Do the same token work as for a known user, and wait out the
@@ -638,11 +639,11 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 // UserByEmail returns the user with the email (normalised first), or
 // ErrUserNotFound; a malformed email gives ErrInvalidEmail.
 func (s *Service) UserByEmail(ctx context.Context, email string) (*User, error) {
-	email, err := NormalizeEmail(email)
+	normalized, err := NormalizeEmail(email)
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.store.UserByEmail(ctx, email)
+	u, err := s.userByEmail(ctx, email, normalized)
 	if err != nil {
 		return nil, err
 	}

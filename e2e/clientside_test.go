@@ -849,7 +849,7 @@ func TestKeyRotation(t *testing.T) {
 	// The rotation's activation delay is the CLI's flag (3s, longer than
 	// the reload interval plus the JWKS max-age, as the defaults are), so
 	// that "published before it signs" is observable.
-	s, kek := startJWT(t, []string{"--access-token-ttl", "2s", "--key-activation-delay", "1s",
+	s, kek := startJWT(t, []string{"--access-token-ttl", "2s", "--key-activation-delay", "2s",
 		"--key-reload-interval", "1s", "--jwks-max-age", "1s", "--clock-skew", "1s"})
 	u := newUser(t, s)
 	r, _, kids := jwks(t, s)
@@ -875,7 +875,8 @@ func TestKeyRotation(t *testing.T) {
 	// signs `activation` from now at the earliest.
 	rotatedAt := time.Now()
 	out, errOut, code := runCLI(t, s.Dir, "", []string{kekEnv(kek)}, "keys", "rotate",
-		"--database", "sqlite://"+s.DB, "--key-activation-delay", activation.String(), "--access-token-ttl", ttl.String())
+		"--database", "sqlite://"+s.DB, "--key-activation-delay", activation.String(), "--access-token-ttl", ttl.String(),
+		"--key-reload-interval", reload.String(), "--jwks-max-age", "1s")
 	if code != 0 {
 		t.Fatalf("keys rotate: status %d: %s", code, errOut)
 	}

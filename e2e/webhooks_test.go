@@ -20,7 +20,7 @@ import (
 // that can never be delivered is dead-lettered; the admin API lists the
 // outbox and the metrics count the deliveries.
 
-const webhookSecret = "e2e-webhook-secret-0123456789"
+const webhookSecret = "e2e-webhook-secret-0123456789abcdef"
 
 // hookEvent is a delivered lifecycle event.
 type hookEvent struct {

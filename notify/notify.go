@@ -128,10 +128,16 @@ func (Discard) Notify(context.Context, Message) error { return nil }
 const SignatureHeader = "Sessiond-Signature"
 
 // Webhook POSTs each message as JSON to URL, signed with Secret.
+//
+// It never follows a redirect: an answer 3xx is a failed delivery, as any
+// other answer but 2xx. A message may carry a reset or email-change token,
+// and following a Location would re-send it, signed, to wherever the
+// receiver (or whoever controls its answers) points.
 type Webhook struct {
 	URL    string
 	Secret []byte
-	// Client defaults to a client with a 10s timeout.
+	// Client defaults to a client with a 10s timeout. Its CheckRedirect is
+	// not used: Notify sends with a copy that refuses every redirect.
 	Client *http.Client
 	// Now defaults to time.Now.
 	Now func() time.Time
@@ -154,10 +160,11 @@ func (h Webhook) Notify(ctx context.Context, m Message) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "sessiond-notifier")
 	req.Header.Set(SignatureHeader, Sign(h.Secret, now(), body))
-	c := h.Client
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second}
+	if h.Client != nil {
+		c = *h.Client
 	}
+	c.CheckRedirect = refuseRedirect
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("notify: webhook: %w", err)
@@ -169,6 +176,10 @@ func (h Webhook) Notify(ctx context.Context, m Message) error {
 	}
 	return nil
 }
+
+// refuseRedirect makes a client hand back a 3xx answer as it is, instead
+// of following it.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Sign returns the SignatureHeader value for body at time t.
 func Sign(secret []byte, t time.Time, body []byte) string {

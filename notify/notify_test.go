@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,5 +86,33 @@ func TestOutbox(t *testing.T) {
 	var back notify.Message
 	if err := json.Unmarshal(b, &back); err != nil || back.ID != m.ID || back.Data["token"] != "t" {
 		t.Fatalf("outbox file = %s (%v)", b, err)
+	}
+}
+
+// TestWebhookRefusesRedirects: a 307 from the receiver is a failed
+// delivery, and the message (which may carry a reset token) is not sent on
+// to the Location, with the default client or one of the caller's that
+// would follow redirects.
+func TestWebhookRefusesRedirects(t *testing.T) {
+	var redirected atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirected.Add(1)
+	}))
+	defer elsewhere.Close()
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/steal", code)
+		}))
+		m := notify.NewMessage(notify.TypePasswordReset, time.Now(), "a@example.com", "u1", map[string]any{"token": "sdp_x"})
+		for name, c := range map[string]*http.Client{"default client": nil, "caller's client": {}} {
+			err := notify.Webhook{URL: receiver.URL, Secret: []byte("k"), Client: c}.Notify(t.Context(), m)
+			if err == nil {
+				t.Errorf("%d, %s: a redirect was taken as delivered", code, name)
+			}
+		}
+		receiver.Close()
+	}
+	if n := redirected.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d messages", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 // request's session, and helpers to sign in, sign out and use session data.
 //
 //	sessions := sessionhttp.New(manager, sessionhttp.Cookie{})
+//	sessions.CrossOrigin.AddTrustedOrigin("https://app.example.com") // if another origin posts to you
 //	http.ListenAndServe(addr, sessions.Middleware(mux))
 //
 // In a handler:
@@ -23,11 +24,31 @@ import (
 //	sessions.Login(w, r, userID, rememberMe)            // after checking a password
 //
 // Helpers that set the cookie must run before the handler writes its body.
+//
+// The middleware refuses cross-origin state changes (CSRF) by default:
+// see CrossOrigin.
 type Sessions struct {
 	m      *sessiond.Manager
 	cookie Cookie
 	// Bearer also accepts "Authorization: Bearer <token>". Default false.
 	Bearer bool
+	// CrossOrigin checks every request with a method other than GET, HEAD
+	// and OPTIONS that does not carry a bearer token (with Bearer on):
+	// one that a browser marks as cross-origin (Sec-Fetch-Site, or an
+	// Origin other than the request's Host) is answered 403 before its
+	// session is loaded, so a cross-site form or fetch that carries the
+	// session cookie changes nothing, sign-in included. Requests from
+	// programs that send neither header pass. Default, set by New:
+	// http.NewCrossOriginProtection(), which trusts no other origin. Trust
+	// one with CrossOrigin.AddTrustedOrigin("https://app.example.com")
+	// (at any time); replace CrossOrigin, or call its SetDenyHandler,
+	// before calling Middleware.
+	CrossOrigin *http.CrossOriginProtection
+	// AllowCrossOrigin turns the CrossOrigin check off, for an app that
+	// protects its state changes itself (its own CSRF tokens, or an
+	// http.CrossOriginProtection around the whole handler). Default false:
+	// the check is on. Set it before calling Middleware.
+	AllowCrossOrigin bool
 	// Logger receives store failures. Default slog.Default().
 	Logger *slog.Logger
 	// OnStoreError answers a request whose session could not be checked
@@ -40,7 +61,7 @@ type Sessions struct {
 // New returns Sessions over m with the given cookie (zero fields take their
 // defaults).
 func New(m *sessiond.Manager, cookie Cookie) *Sessions {
-	return &Sessions{m: m, cookie: cookie.WithDefaults()}
+	return &Sessions{m: m, cookie: cookie.WithDefaults(), CrossOrigin: http.NewCrossOriginProtection()}
 }
 
 // Manager returns the underlying Manager.
@@ -79,8 +100,34 @@ func UserID(ctx context.Context) (string, bool) {
 // Middleware validates the request's session token, if any, and makes the
 // session available to next through FromContext. A request without a
 // valid session goes on as anonymous (handlers decide what needs a user);
-// a stale cookie is cleared. A store failure goes to OnStoreError.
+// a stale cookie is cleared. A store failure goes to OnStoreError. A
+// cross-origin state change is refused first (see CrossOrigin).
 func (s *Sessions) Middleware(next http.Handler) http.Handler {
+	load := s.load(next)
+	if s.AllowCrossOrigin {
+		return load
+	}
+	co := s.CrossOrigin
+	if co == nil {
+		co = http.NewCrossOriginProtection()
+	}
+	checked := co.Handler(load)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A bearer token is not sent by a browser on its own: a request
+		// that carries one was made by a program that holds it. Any other
+		// Authorization header does not exempt a request.
+		if s.Bearer {
+			if _, ok := BearerToken(r.Header.Get("Authorization")); ok {
+				load.ServeHTTP(w, r)
+				return
+			}
+		}
+		checked.ServeHTTP(w, r)
+	})
+}
+
+// load is Middleware without the cross-origin check.
+func (s *Sessions) load(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &state{}
 		if tok, fromCookie := s.cookie.Token(r, s.Bearer); tok != "" {

@@ -63,8 +63,9 @@ type config struct {
 	busyTimeout time.Duration
 }
 
-// WithLogger sets the logger that migrations report to. Default: none, the
-// store logs nothing.
+// WithLogger sets the logger that migrations, and the tightening of a
+// database file readable by others (see fileMode), report to. Default:
+// none, the store logs nothing.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithReadConns sets the size of the read pool. Default: GOMAXPROCS, at
@@ -145,6 +146,9 @@ func dsn(path string, c config, write bool) (string, error) {
 func openWriter(ctx context.Context, path string, c config) (*sql.DB, error) {
 	name, err := dsn(path, c, true)
 	if err != nil {
+		return nil, err
+	}
+	if err := ownerOnly(path, c.logger); err != nil {
 		return nil, err
 	}
 	db, err := sql.Open("sqlite", name)

@@ -47,7 +47,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 	var pings []func(context.Context) error
 	switch kind {
 	case dbSQLite:
-		st, err := sqlite.Open(ctx, target)
+		st, err := sqlite.Open(ctx, target, sqlite.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", c.Database, err)
 		}

@@ -346,43 +346,49 @@ func (c *config) resolveSecrets(getenv func(string) string) error {
 	return nil
 }
 
+// minSecretBytes is the least length of a webhook signing secret: 32
+// bytes, the size of the HMAC-SHA256 key, so that a receiver's check is
+// not weaker than the hash. An empty or short secret stops start-up.
+const minSecretBytes = 32
+
 // lifecycleWebhookSecret is the signing secret of --webhook-url.
 func (c *config) lifecycleWebhookSecret(getenv func(string) string) ([]byte, error) {
-	if s := getenv("SESSIOND_WEBHOOK_SECRET"); s != "" {
-		if c.WebhookSecretFile != "" {
-			return nil, errors.New("SESSIOND_WEBHOOK_SECRET and --webhook-secret-file are both set; choose one")
+	return signingSecret(getenv, "--webhook-url", "SESSIOND_WEBHOOK_SECRET", "--webhook-secret-file", c.WebhookSecretFile)
+}
+
+// webhookSecret is the signing secret of --notify-webhook.
+func (c *config) webhookSecret(getenv func(string) string) ([]byte, error) {
+	return signingSecret(getenv, "--notify-webhook", "SESSIOND_NOTIFY_WEBHOOK_SECRET", "--notify-webhook-secret-file", c.NotifyWebhookSecretFile)
+}
+
+// signingSecret reads the secret of the webhook flag user from the
+// environment variable env or, trimmed, from file (the value of the flag
+// fileFlag); exactly one of them, of at least minSecretBytes.
+func signingSecret(getenv func(string) string, user, env, fileFlag, file string) ([]byte, error) {
+	if s := getenv(env); s != "" {
+		if file != "" {
+			return nil, fmt.Errorf("%s and %s are both set; choose one", env, fileFlag)
+		}
+		if len(s) < minSecretBytes {
+			return nil, fmt.Errorf("%s is %d bytes; a signing secret must be at least %d", env, len(s), minSecretBytes)
 		}
 		return []byte(s), nil
 	}
-	if c.WebhookSecretFile == "" {
-		return nil, errors.New("--webhook-url needs a signing secret: --webhook-secret-file or SESSIOND_WEBHOOK_SECRET")
+	if file == "" {
+		return nil, fmt.Errorf("%s needs a signing secret: %s or %s", user, fileFlag, env)
 	}
-	b, err := os.ReadFile(c.WebhookSecretFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("--webhook-secret-file: %v", err)
+		return nil, fmt.Errorf("%s: %v", fileFlag, err)
 	}
 	secret := []byte(strings.TrimSpace(string(b)))
 	if len(secret) == 0 {
-		return nil, fmt.Errorf("--webhook-secret-file %s is empty", c.WebhookSecretFile)
+		return nil, fmt.Errorf("%s %s is empty", fileFlag, file)
+	}
+	if len(secret) < minSecretBytes {
+		return nil, fmt.Errorf("%s %s holds %d bytes; a signing secret must be at least %d", fileFlag, file, len(secret), minSecretBytes)
 	}
 	return secret, nil
-}
-
-func (c *config) webhookSecret(getenv func(string) string) ([]byte, error) {
-	if s := getenv("SESSIOND_NOTIFY_WEBHOOK_SECRET"); s != "" {
-		if c.NotifyWebhookSecretFile != "" {
-			return nil, errors.New("SESSIOND_NOTIFY_WEBHOOK_SECRET and --notify-webhook-secret-file are both set; choose one")
-		}
-		return []byte(s), nil
-	}
-	if c.NotifyWebhookSecretFile == "" {
-		return nil, errors.New("--notify-webhook needs a signing secret: --notify-webhook-secret-file or SESSIOND_NOTIFY_WEBHOOK_SECRET")
-	}
-	b, err := os.ReadFile(c.NotifyWebhookSecretFile)
-	if err != nil {
-		return nil, fmt.Errorf("--notify-webhook-secret-file: %v", err)
-	}
-	return []byte(strings.TrimSpace(string(b))), nil
 }
 
 func (c *config) validate() error {
@@ -454,6 +460,11 @@ func (c *config) validate() error {
 		return fmt.Errorf("--password-min-length must be at most %d (the longest password, in bytes)", account.DefaultPasswordMaxBytes)
 	case c.KeyActivationDelay < 0:
 		return errors.New("--key-activation-delay must not be negative")
+	case c.KeyActivationDelay < c.KeyReloadInterval+c.JWKSMaxAge:
+		// A new key must be known everywhere before it signs: every node
+		// has reloaded the keys, and every cached JWKS has expired.
+		return fmt.Errorf("--key-activation-delay %v is shorter than --key-reload-interval %v plus --jwks-max-age %v: a new key would sign before every node and JWKS cache knows it",
+			c.KeyActivationDelay, c.KeyReloadInterval, c.JWKSMaxAge)
 	}
 	switch {
 	case c.TouchInterval < 0:
