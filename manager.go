@@ -84,6 +84,14 @@ type CreateParams struct {
 	// defence), and if it was anonymous its data moves to the new session.
 	// Replace and Data do not go together.
 	Replace string
+	// Generation, when not nil, is the user's revocation generation read
+	// with Manager.UserGeneration before the credentials were checked:
+	// Create refuses with ErrCredentialsChanged, creating nothing, when
+	// the user's sessions were all ended since (a password change, reset
+	// or Force Logout landed while the password was being checked against
+	// the old hash). Default nil: no check (anonymous and
+	// administrator-made sessions).
+	Generation *uint64
 	// NewToken makes the session's token text from its new id. Default: a
 	// fresh session token. Client-side sessions use it to start a
 	// refresh-token chain whose tokens carry the session id.
@@ -138,6 +146,10 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 	var opts CreateOptions
 	if p.UserID != "" {
 		opts.MaxPerUser = m.policy.MaxSessionsPerUser
+	}
+	if p.UserID != "" && p.Generation != nil {
+		g := *p.Generation
+		opts.ExpectGeneration = &g
 	}
 	if p.Replace != "" {
 		old, err := m.lookup(ctx, p.Replace, now)
@@ -400,6 +412,18 @@ func (m *Manager) RevokeUser(ctx context.Context, userID, exceptID, reason strin
 		m.cache.invalidateUser(userID)
 	}
 	return n, err
+}
+
+// UserGeneration returns the user's revocation generation, which every
+// RevokeUser advances. A sign-in reads it before it reads the password
+// hash it checks, and passes it as CreateParams.Generation: a Force Logout
+// that lands while the password is being checked then refuses the new
+// session instead of missing it.
+func (m *Manager) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	if userID == "" {
+		return 0, fmt.Errorf("sessiond: UserGeneration: %w: empty user id", ErrNotFound)
+	}
+	return m.store.UserGeneration(ctx, userID)
 }
 
 // List returns the user's active sessions, the most recently used first.

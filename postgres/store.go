@@ -51,6 +51,16 @@ const (
 	qLockUser = `SELECT pg_advisory_xact_lock(
 		hashtext('sessiond.user:' || coalesce(current_schema(), '')), hashtext($1))`
 
+	// The user's revocation generation; RevokeByUser advances it, under
+	// qLockUser, in the transaction that revokes.
+	qGeneration     = `SELECT coalesce((SELECT generation FROM user_generations WHERE user_id = $1), 0)`
+	qBumpGeneration = `INSERT INTO user_generations (user_id, generation) VALUES ($1, 1)
+		ON CONFLICT (user_id) DO UPDATE SET generation = user_generations.generation + 1`
+	// Fails with codeCredentialsChanged unless the user's generation is
+	// still $2. It runs after qLockUser: no RevokeByUser of the user can
+	// commit between it and the end of the Create.
+	qExpectGeneration = `SELECT sessiond_expect_generation($1, $2)`
+
 	// Locks one session's row until the end of the transaction: the
 	// statements after it, each with a snapshot of its own, see every
 	// change committed before, and no other writer of the session's data
@@ -156,7 +166,8 @@ const (
 )
 
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) {
+	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) ||
+		errors.Is(err, sessiond.ErrCredentialsChanged) {
 		return err
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
@@ -187,6 +198,7 @@ func blob(v []byte) []byte {
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts sessiond.CreateOptions) error {
 	now := sess.CreatedAt
 	limit := opts.MaxPerUser > 0 && sess.UserID != ""
+	expect := opts.ExpectGeneration != nil && sess.UserID != ""
 	replace := opts.Replace != "" && opts.Replace != sess.ID
 	var keys []string
 	var values [][]byte
@@ -196,8 +208,11 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 	}
 	err := s.run(ctx, func(ctx context.Context) error {
 		b := new(pgx.Batch)
-		if limit {
+		if limit || expect {
 			b.Queue(qLockUser, sess.UserID)
+		}
+		if expect {
+			b.Queue(qExpectGeneration, sess.UserID, int64(*opts.ExpectGeneration))
 		}
 		if replace && opts.CarryData {
 			b.Queue(qLockSession, opts.Replace) // its data is complete when copied
@@ -218,6 +233,9 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 		}
 		return s.pool.SendBatch(ctx, b).Close()
 	})
+	if isCode(err, codeCredentialsChanged) {
+		err = sessiond.ErrCredentialsChanged
+	}
 	return wrap("create", err)
 }
 
@@ -356,13 +374,35 @@ func (s *Store) Revoke(ctx context.Context, id string, now time.Time, reason str
 	return wrap("revoke", err)
 }
 
-// RevokeByUser implements sessiond.Store: one UPDATE.
+// RevokeByUser implements sessiond.Store: one pipelined batch, one
+// transaction. It takes the user's lock (qLockUser) as a Create that
+// checks the generation does, advances the generation, then revokes: the
+// UPDATE's snapshot, taken after the lock, sees every Create that got the
+// lock first.
 func (s *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now time.Time, reason string) (int, error) {
 	if userID == "" {
 		return 0, ctx.Err()
 	}
-	n, err := s.change(ctx, qRevokeUser, now, reason, userID, exceptID)
-	return n, wrap("revoke by user", err)
+	var n, notes int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		b := new(pgx.Batch)
+		b.Queue(qLockUser, userID)
+		b.Queue(qBumpGeneration, userID)
+		b.Queue(qRevokeUser, now, reason, userID, exceptID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&n, &notes)
+		})
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	return int(n), wrap("revoke by user", err)
+}
+
+// UserGeneration implements sessiond.Store.
+func (s *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var g int64
+	err := s.pool.QueryRow(ctx, qGeneration, userID).Scan(&g)
+	return uint64(g), wrap("user generation", err)
 }
 
 // Data implements sessiond.Store.

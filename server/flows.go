@@ -42,16 +42,51 @@ func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool
 			return nil, "", nil, &RateLimitedError{RetryAfter: wait}
 		}
 	}
+	// Force Logout against sign-ins in flight (issue 20): the user's
+	// revocation generation is read before Authenticate reads the hash it
+	// checks (UserByEmail and Authenticate both read the account store, no
+	// cache), and the session is created only if no RevokeUser ran since.
+	// A password change or reset revokes after it writes the new hash, so
+	// this sign-in either read the new hash or is refused at Create.
+	gen, genUser, err := s.signInGeneration(r, email)
+	if err != nil {
+		return nil, "", nil, err
+	}
 	u, err := s.accounts.Authenticate(s.auditContext(r), email, password)
 	if err != nil {
 		s.loginFailed(r, ip, err)
 		return nil, "", nil, err
 	}
-	sess, tok, err := s.createSession(r, u, rememberMe, transport)
+	if u.ID != genUser { // created or re-addressed between the two reads
+		return nil, "", nil, s.credentialsChanged()
+	}
+	sess, tok, err := s.createSession(r, u, rememberMe, transport, &gen)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	return sess, tok, u, nil
+}
+
+// signInGeneration returns the revocation generation of the user with
+// email, and the user's id ("" for no such user: Authenticate answers it).
+func (s *Server) signInGeneration(r *http.Request, email string) (uint64, string, error) {
+	u, err := s.accounts.UserByEmail(r.Context(), email)
+	switch {
+	case errors.Is(err, account.ErrUserNotFound) || errors.Is(err, account.ErrInvalidEmail):
+		return 0, "", nil
+	case err != nil:
+		return 0, "", err
+	}
+	g, err := s.sessions.UserGeneration(r.Context(), u.ID)
+	return g, u.ID, err
+}
+
+// credentialsChanged counts a sign-in refused because every session of
+// its user ended while its password was checked, and answers it as a wrong
+// password: the password it checked may be the one just replaced.
+func (s *Server) credentialsChanged() error {
+	s.metrics.loginFailures.WithLabelValues("credentials_changed").Inc()
+	return fmt.Errorf("%w: %w", account.ErrInvalidCredentials, sessiond.ErrCredentialsChanged)
 }
 
 // createSession starts a session for u, replacing the one the request
@@ -59,17 +94,23 @@ func (s *Server) signIn(r *http.Request, email, password string, rememberMe bool
 // records the sign-in.
 // For a client-side transport the token is the first refresh token of the
 // session's chain.
-func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool, transport string) (*sessiond.Session, string, error) {
+// gen, when not nil, is the user's revocation generation read before the
+// credentials were checked (sessiond.CreateParams.Generation).
+func (s *Server) createSession(r *http.Request, u *account.User, rememberMe bool, transport string, gen *uint64) (*sessiond.Session, string, error) {
 	old, _ := s.requestToken(r)
 	p := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: rememberMe, UserAgent: r.UserAgent(), IP: s.clientIP(r), Replace: old,
 		Authenticated: true, // a password, or a reset token, was just checked
 		Transport:     transport,
+		Generation:    gen,
 	}
 	if isJWTTransport(transport) {
 		p.NewToken = s.newRefreshChain
 	}
 	sess, tok, err := s.sessions.Create(r.Context(), p)
+	if errors.Is(err, sessiond.ErrCredentialsChanged) {
+		return nil, "", s.credentialsChanged()
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -248,7 +289,13 @@ func (s *Server) resetPassword(r *http.Request, token, newPassword string, remem
 	s.log.InfoContext(r.Context(), "password reset", "user_id", u.ID)
 	s.audit.Record(s.auditContext(r), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
 	s.notifyPasswordChanged(r, u.ID, "reset", n)
-	sess, tok, err := s.createSession(r, u, rememberMe, transport)
+	// The generation after this reset's own revocation: another reset or
+	// change landing before the Create refuses the session (issue 20).
+	gen, err := s.sessions.UserGeneration(r.Context(), u.ID)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	sess, tok, err := s.createSession(r, u, rememberMe, transport, &gen)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -321,7 +368,7 @@ func (s *Server) SignIn(w http.ResponseWriter, r *http.Request, email, password 
 // StartSession signs in u, a user the caller has just authenticated
 // otherwise (a registration), as SignIn does after the password check.
 func (s *Server) StartSession(w http.ResponseWriter, r *http.Request, u *account.User, rememberMe bool) (*sessiond.Session, error) {
-	sess, tok, err := s.createSession(r, u, rememberMe, transportCookie)
+	sess, tok, err := s.createSession(r, u, rememberMe, transportCookie, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ type metrics struct {
 	validated     prometheus.Counter
 	rejected      *prometheus.CounterVec // reason: malformed, unknown, expired, revoked, anonymous, unavailable
 	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
-	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
+	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited, credentials_changed
 	lockouts      prometheus.Counter
 	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
 	reauth        *prometheus.CounterVec // outcome: ok, failed, required (a sensitive action refused)

@@ -19,11 +19,11 @@ type Store struct {
 	r    *sql.DB // read-only connections: lookups
 
 	// Read pool.
-	byHash, byID, listByUser, data *sql.Stmt
+	byHash, byID, listByUser, data, generation *sql.Stmt
 	// Write pool.
 	insert, carryData, revoke, revokeLimit, revokeUser,
 	touch, rotate, reauth, dataSize, upsertData, active, deleteData,
-	deleteExpired *sql.Stmt
+	deleteExpired, bumpGeneration, generationW *sql.Stmt
 
 	accountStmts // accounts.go
 }
@@ -40,6 +40,8 @@ type stmt struct {
 	dst   func(*Store) **sql.Stmt
 	query string
 }
+
+const qGeneration = `SELECT coalesce((SELECT generation FROM user_generations WHERE user_id = ?1), 0)`
 
 // "Active at now" is revoked_at IS NULL AND expires_at > now, expires_at
 // being the generated earlier deadline.
@@ -58,6 +60,8 @@ var readStmts = []stmt{
 		`SELECT d.key, d.value FROM sessions AS s
 		LEFT JOIN session_data AS d ON d.session_id = s.id
 		WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2`},
+	// A user without a row is at generation 0.
+	{func(s *Store) **sql.Stmt { return &s.generation }, qGeneration},
 }
 
 var writeStmts = []stmt{
@@ -116,6 +120,11 @@ var writeStmts = []stmt{
 		`SELECT 1 FROM sessions WHERE id = ?1 AND revoked_at IS NULL`},
 	{func(s *Store) **sql.Stmt { return &s.deleteData },
 		`DELETE FROM session_data WHERE session_id = ?1 AND key = ?2`},
+	// The same read in Create's transaction, under the write lock.
+	{func(s *Store) **sql.Stmt { return &s.generationW }, qGeneration},
+	{func(s *Store) **sql.Stmt { return &s.bumpGeneration },
+		`INSERT INTO user_generations (user_id, generation) VALUES (?1, 1)
+		ON CONFLICT (user_id) DO UPDATE SET generation = generation + 1`},
 	{func(s *Store) **sql.Stmt { return &s.deleteExpired },
 		`DELETE FROM sessions WHERE rowid IN (
 			SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)`},
@@ -204,7 +213,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) {
+	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) ||
+		errors.Is(err, sessiond.ErrCredentialsChanged) {
 		return err
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -229,10 +239,21 @@ func nullMicros(t time.Time) any {
 }
 
 // Create implements sessiond.Store. The session's CreatedAt is "now" for the
-// activity of the replaced session and of the user's other sessions.
+// activity of the replaced session and of the user's other sessions. The
+// generation check runs in the insert's transaction, which holds SQLite's
+// write lock, as RevokeByUser's does.
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts sessiond.CreateOptions) error {
 	now := micros(sess.CreatedAt)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if g := opts.ExpectGeneration; g != nil && sess.UserID != "" {
+			var cur uint64
+			if err := tx.StmtContext(ctx, s.generationW).QueryRowContext(ctx, sess.UserID).Scan(&cur); err != nil {
+				return err
+			}
+			if cur != *g {
+				return sessiond.ErrCredentialsChanged
+			}
+		}
 		carry := false
 		if opts.Replace != "" && opts.Replace != sess.ID {
 			res, err := tx.StmtContext(ctx, s.revoke).ExecContext(ctx, now, opts.ReplaceReason, opts.Replace)
@@ -377,17 +398,35 @@ func oneRow(res sql.Result, err error) error {
 	return nil
 }
 
-// RevokeByUser implements sessiond.Store: one UPDATE.
+// RevokeByUser implements sessiond.Store: the user's generation and one
+// UPDATE, in one transaction.
 func (s *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now time.Time, reason string) (int, error) {
 	if userID == "" {
 		return 0, ctx.Err()
 	}
-	res, err := s.revokeUser.ExecContext(ctx, micros(now), reason, userID, exceptID)
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.bumpGeneration).ExecContext(ctx, userID); err != nil {
+			return err
+		}
+		res, err := tx.StmtContext(ctx, s.revokeUser).ExecContext(ctx, micros(now), reason, userID, exceptID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, wrap("revoke by user", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), wrap("revoke by user", err)
+	return int(n), nil
+}
+
+// UserGeneration implements sessiond.Store: one read of the read pool.
+func (s *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	var g uint64
+	err := s.generation.QueryRowContext(ctx, userID).Scan(&g)
+	return g, wrap("user generation", err)
 }
 
 // Data implements sessiond.Store.

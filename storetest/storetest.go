@@ -120,6 +120,8 @@ var tests = []struct {
 	{"Revoke", testRevoke},
 	{"RevokeUser", testRevokeUser},
 	{"ForceLogout", testForceLogout},
+	{"Generation", testGeneration},
+	{"GenerationConcurrent", testGenerationConcurrent},
 	{"List", testList},
 	{"UpgradeAnonymous", testUpgradeAnonymous},
 	{"ReplaceAuthenticated", testReplaceAuthenticated},
