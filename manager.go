@@ -308,7 +308,7 @@ func (m *Manager) rotate(ctx context.Context, s *Session, now time.Time) (*Sessi
 		return nil, "", err
 	}
 	m.invalidate(s.ID)
-	s.TokenHash = h
+	s.PrevTokenHash, s.TokenHash, s.RotatedAt = s.TokenHash, h, now
 	return s, token, nil
 }
 
@@ -323,8 +323,9 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 		return nil, err
 	}
 	h := HashToken(newToken)
-	// The use is written before the rotation, so that a refresh racing this
-	// one and losing sees this moment as the session's last use.
+	// The rotation records its own time (RotatedAt), from which the
+	// grace window of a refresh racing this one is measured; the touch
+	// only slides the idle deadline.
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
 	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
@@ -336,6 +337,7 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 	m.invalidate(s.ID)
 	c := s.Clone()
 	c.TokenHash, c.LastSeenAt, c.IdleExpiresAt = h, t.LastSeenAt, t.IdleExpiresAt
+	c.PrevTokenHash, c.RotatedAt = s.TokenHash, now
 	return c, nil
 }
 
@@ -373,6 +375,7 @@ func (m *Manager) Reauthenticate(ctx context.Context, s *Session, newToken strin
 	}
 	c := s.Clone()
 	c.TokenHash, c.AuthenticatedAt = h, now
+	c.PrevTokenHash, c.RotatedAt = TokenHash{}, now
 	return c, newToken, nil
 }
 

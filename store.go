@@ -77,7 +77,8 @@ type Store interface {
 	// to new. Only one of several concurrent rotations from the same old
 	// hash succeeds; the others, and any call for a session that is not
 	// active or whose token is no longer old, get ErrNotFound. From the
-	// moment Rotate returns, ByTokenHash(old) finds nothing.
+	// moment Rotate returns, ByTokenHash(old) finds nothing. In the same
+	// atomic step it sets PrevTokenHash to old and RotatedAt to now.
 	Rotate(ctx context.Context, id string, old, new TokenHash, now time.Time) error
 
 	// Reauthenticate records a fresh proof of the password in the session
@@ -87,7 +88,8 @@ type Store interface {
 	// concurrent calls from the same old hash succeeds, the others and any
 	// call for a session that is not active at at or whose token is no
 	// longer old get ErrNotFound (and change nothing), and from the moment
-	// it returns ByTokenHash(old) finds nothing.
+	// it returns ByTokenHash(old) finds nothing. The new token starts a new
+	// chain: PrevTokenHash becomes zero and RotatedAt at.
 	Reauthenticate(ctx context.Context, id string, old, new TokenHash, at time.Time) error
 
 	// Revoke ends the session id, active at now, recording now and reason.

@@ -182,7 +182,7 @@ func (st *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenH
 		return sessiond.ErrNotFound
 	}
 	delete(st.byHash, old)
-	s.TokenHash = new
+	s.TokenHash, s.PrevTokenHash, s.RotatedAt = new, old, now
 	st.byHash[new] = id
 	return nil
 }
@@ -200,6 +200,7 @@ func (st *Store) Reauthenticate(ctx context.Context, id string, old, new session
 	}
 	delete(st.byHash, old)
 	s.TokenHash, s.AuthenticatedAt = new, at
+	s.PrevTokenHash, s.RotatedAt = sessiond.TokenHash{}, at
 	st.byHash[new] = id
 	return nil
 }

@@ -17,7 +17,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at, transport`
+	revoked_at, revoke_reason, authenticated_at, transport, rotated_at, prev_token_hash`
 
 // The statements of the sessiond.Store methods. "Active at now" is
 // revoked_at IS NULL AND expires_at > now, expires_at being the generated
@@ -38,7 +38,7 @@ const (
 		WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`
 
 	qInsert = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 
 	qInsertData = `INSERT INTO session_data (session_id, key, value)
 		SELECT $1::text, d.key, d.value FROM unnest($2::text[], $3::bytea[]) AS d (key, value)`
@@ -108,13 +108,14 @@ const (
 	// first to lock the row wins; the others re-check token_hash on the new
 	// row version and change nothing.
 	qRotate = `WITH changed AS (
-		UPDATE sessions SET token_hash = $3
+		UPDATE sessions SET token_hash = $3, prev_token_hash = $2, rotated_at = $4
 		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
 		RETURNING id)` + notifyChanged
 
-	// qRotate that also records the proof of the password, at $4.
+	// qRotate that also records the proof of the password, at $4, and
+	// starts a new chain (no predecessor).
 	qReauth = `WITH changed AS (
-		UPDATE sessions SET token_hash = $3, authenticated_at = $4
+		UPDATE sessions SET token_hash = $3, authenticated_at = $4, rotated_at = $4, prev_token_hash = NULL
 		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
 		RETURNING id)` + notifyChanged
 
@@ -181,6 +182,14 @@ func timestamptz(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
 }
 
+// nullHash is h, or NULL for the zero hash.
+func nullHash(h sessiond.TokenHash) []byte {
+	if h == (sessiond.TokenHash{}) {
+		return nil
+	}
+	return h[:]
+}
+
 // blob is v, never nil: pgx sends a nil []byte as NULL.
 func blob(v []byte) []byte {
 	if v == nil {
@@ -221,7 +230,8 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			sess.ID, sess.TokenHash[:], text(sess.UserID), sess.RememberMe,
 			sess.CreatedAt, sess.LastSeenAt, sess.IdleExpiresAt, sess.AbsoluteExpiresAt,
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
-			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt), sess.Transport)
+			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt), sess.Transport,
+			timestamptz(sess.RotatedAt), nullHash(sess.PrevTokenHash))
 		if len(keys) > 0 {
 			b.Queue(qInsertData, sess.ID, keys, values)
 		}
@@ -492,11 +502,13 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 		user    pgtype.Text
 		revoked pgtype.Timestamptz
 		authed  pgtype.Timestamptz
+		rotated pgtype.Timestamptz
+		prev    []byte
 	)
 	err := row.Scan(&s.ID, hashDest{&s.TokenHash}, &user, &s.RememberMe,
 		&s.CreatedAt, &s.LastSeenAt, &s.IdleExpiresAt, &s.AbsoluteExpiresAt,
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		&revoked, &s.RevokeReason, &authed, &s.Transport)
+		&revoked, &s.RevokeReason, &authed, &s.Transport, &rotated, &prev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -513,6 +525,16 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	}
 	if authed.Valid {
 		s.AuthenticatedAt = authed.Time.UTC()
+	}
+	if rotated.Valid {
+		s.RotatedAt = rotated.Time.UTC()
+	}
+	switch len(prev) {
+	case 0: // NULL
+	case len(s.PrevTokenHash):
+		copy(s.PrevTokenHash[:], prev)
+	default:
+		return nil, fmt.Errorf("prev_token_hash: want %d bytes, got %d", len(s.PrevTokenHash), len(prev))
 	}
 	return s, nil
 }

@@ -50,7 +50,9 @@
 //	                      u (user id), rm, c, l, ie, ae (times in integer µs
 //	                      since the Unix epoch), ua, br, os, ip, ra, rr,
 //	                      aa (AuthenticatedAt µs, absent when zero),
-//	                      tr (Transport, absent when empty)
+//	                      tr (Transport, absent when empty),
+//	                      rt (RotatedAt µs) and ph (PrevTokenHash, 32 raw
+//	                      bytes), both absent when zero
 //	p d:{tag}:id   hash   its data: "=" + key → value, and "#" → total size
 //	p u:{uid}      zset   the user's live sessions: escaped id scored by the
 //	                      session's earlier deadline (µs)

@@ -250,8 +250,9 @@ end
 return out
 `)
 
-// rotateScript swaps the token hash of an active session, and with a
-// fifth argument also sets that field (AuthenticatedAt) to now.
+// rotateScript swaps the token hash of an active session and records the
+// rotation (rt: now, ph: the old hash). With a fifth argument it also sets
+// that field (AuthenticatedAt) to now and, a new chain starting, drops ph.
 //
 // KEYS: record.
 // ARGV: prefix, old hash, new hash, now, and optionally the field name.
@@ -262,9 +263,10 @@ local r = redis.call('HMGET', KEYS[1], 'ra', 'ie', 'ae', 'h')
 local e = expof(r[2], r[3])
 if not e or r[1] or e <= tonumber(ARGV[4]) or r[4] ~= ARGV[2] then return 0 end
 if ARGV[5] then
-  redis.call('HSET', KEYS[1], 'h', ARGV[3], ARGV[5], ARGV[4])
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], ARGV[5], ARGV[4], 'rt', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'ph')
 else
-  redis.call('HSET', KEYS[1], 'h', ARGV[3])
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], 'ph', ARGV[2], 'rt', ARGV[4])
 end
 return ms(e)
 `)

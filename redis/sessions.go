@@ -32,6 +32,8 @@ const (
 	fReason    = "rr"
 	fAuthAt    = "aa" // AuthenticatedAt, absent when zero
 	fTransport = "tr" // Transport, absent when empty
+	fRotatedAt = "rt" // RotatedAt, absent when zero
+	fPrevHash  = "ph" // PrevTokenHash, absent when zero
 
 	// Data hash: user keys carry a prefix so that they can never clash with
 	// the size counter.
@@ -86,6 +88,12 @@ func recordFields(s *sessiond.Session) []string {
 	if s.Transport != "" {
 		f = append(f, fTransport, s.Transport)
 	}
+	if !s.RotatedAt.IsZero() {
+		f = append(f, fRotatedAt, micros(s.RotatedAt))
+	}
+	if s.PrevTokenHash != (sessiond.TokenHash{}) {
+		f = append(f, fPrevHash, string(s.PrevTokenHash[:]))
+	}
 	if s.Revoked() {
 		f = append(f, fRevokedAt, micros(s.RevokedAt), fReason, s.RevokeReason)
 	}
@@ -112,6 +120,12 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		return nil, fmt.Errorf("corrupt session record %q", s.ID)
 	}
 	copy(s.TokenHash[:], h)
+	if ph, ok := m[fPrevHash]; ok {
+		if len(ph) != len(s.PrevTokenHash) {
+			return nil, fmt.Errorf("corrupt session record %q: field %s", s.ID, fPrevHash)
+		}
+		copy(s.PrevTokenHash[:], ph)
+	}
 	for _, t := range []struct {
 		f   string
 		dst *time.Time
@@ -123,6 +137,7 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		{fAbsolute, &s.AbsoluteExpiresAt, false},
 		{fRevokedAt, &s.RevokedAt, true},
 		{fAuthAt, &s.AuthenticatedAt, true},
+		{fRotatedAt, &s.RotatedAt, true},
 	} {
 		v, ok := m[t.f]
 		if !ok && t.opt {

@@ -261,7 +261,7 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 			}
 			s.metrics.validated.Inc()
 			return renewed, next, nil
-		case steps == 1 && s.sessions.Now().Sub(sess.LastSeenAt) < cs.RefreshGrace:
+		case steps == 1 && s.sessions.Now().Sub(rotatedAt(sess)) < cs.RefreshGrace:
 			// An honest race: the same answer as the refresh that won.
 			next, err := cs.Chain.Next(tok)
 			if err != nil {
@@ -281,6 +281,18 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 		}
 	}
 	return nil, "", errInvalidRefresh
+}
+
+// rotatedAt is when tok's successor became current: the grace window of a
+// refresh is measured from the rotation's own time, which the rotation's
+// atomic step records, not from the last use, which a refresh racing on
+// another node writes just before its rotation (issue 20). Sessions last
+// rotated before sessiond recorded it fall back to their last use.
+func rotatedAt(sess *sessiond.Session) time.Time {
+	if sess.RotatedAt.IsZero() {
+		return sess.LastSeenAt
+	}
+	return sess.RotatedAt
 }
 
 // jwtTransportOf tells how a client-side caller holds its tokens: in

@@ -33,7 +33,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at, transport`
+	revoked_at, revoke_reason, authenticated_at, transport, rotated_at, prev_token_hash`
 
 // stmt is a statement that Open prepares, and where it keeps it.
 type stmt struct {
@@ -67,7 +67,7 @@ var readStmts = []stmt{
 var writeStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.insert },
 		`INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`},
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`},
 	// The new session's own data is written first and wins on equal keys.
 	{func(s *Store) **sql.Stmt { return &s.carryData },
 		`INSERT INTO session_data (session_id, key, value)
@@ -97,12 +97,12 @@ var writeStmts = []stmt{
 		WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2
 		AND (last_seen_at < ?2 OR idle_expires_at < ?3)`},
 	{func(s *Store) **sql.Stmt { return &s.rotate },
-		`UPDATE sessions SET token_hash = ?3
+		`UPDATE sessions SET token_hash = ?3, prev_token_hash = ?2, rotated_at = ?4
 		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
 	// Rotate's compare-and-swap that also records the proof of the
-	// password, at ?4.
+	// password, at ?4, and starts a new chain (no predecessor).
 	{func(s *Store) **sql.Stmt { return &s.reauth },
-		`UPDATE sessions SET token_hash = ?3, authenticated_at = ?4
+		`UPDATE sessions SET token_hash = ?3, authenticated_at = ?4, rotated_at = ?4, prev_token_hash = NULL
 		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
 	// The size of an active session's data without key ?2, in bytes (a key
 	// is TEXT, whose length() counts characters, hence the cast). No row:
@@ -230,6 +230,14 @@ func nullString(s string) any {
 	return s
 }
 
+// nullHash is h, or NULL for the zero hash.
+func nullHash(h sessiond.TokenHash) any {
+	if h == (sessiond.TokenHash{}) {
+		return nil
+	}
+	return h[:]
+}
+
 // nullMicros is t in microseconds, or NULL for the zero time.
 func nullMicros(t time.Time) any {
 	if t.IsZero() {
@@ -279,7 +287,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			micros(sess.IdleExpiresAt), micros(sess.AbsoluteExpiresAt),
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
 			nullMicros(sess.RevokedAt), sess.RevokeReason, nullMicros(sess.AuthenticatedAt),
-			sess.Transport,
+			sess.Transport, nullMicros(sess.RotatedAt), nullHash(sess.PrevTokenHash),
 		); err != nil {
 			return err
 		}
@@ -518,11 +526,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time, limit int) (in
 // ErrNotFound.
 func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 	s := new(sessiond.Session)
-	err := r.Scan(&s.ID, hashDest{&s.TokenHash}, textDest{&s.UserID}, &s.RememberMe,
+	err := r.Scan(&s.ID, hashDest{h: &s.TokenHash}, textDest{&s.UserID}, &s.RememberMe,
 		microsDest{&s.CreatedAt}, microsDest{&s.LastSeenAt},
 		microsDest{&s.IdleExpiresAt}, microsDest{&s.AbsoluteExpiresAt},
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt}, &s.Transport)
+		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt}, &s.Transport,
+		microsDest{&s.RotatedAt}, hashDest{h: &s.PrevTokenHash, null: true})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -534,9 +543,17 @@ func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 
 // hashDest scans a 32-byte BLOB into a TokenHash without an intermediate
 // slice.
-type hashDest struct{ h *sessiond.TokenHash }
+// With null, NULL scans as the zero hash.
+type hashDest struct {
+	h    *sessiond.TokenHash
+	null bool
+}
 
 func (d hashDest) Scan(src any) error {
+	if src == nil && d.null {
+		*d.h = sessiond.TokenHash{}
+		return nil
+	}
 	b, ok := src.([]byte)
 	if !ok || len(b) != len(d.h) {
 		return fmt.Errorf("token_hash: want %d bytes, got %T of length %d", len(d.h), src, len(b))

@@ -112,6 +112,7 @@ var tests = []struct {
 	{"Rotate", testRotate},
 	{"RotateConcurrent", testRotateConcurrent},
 	{"RotateDeadSession", testRotateDead},
+	{"RotationRecord", testRotationRecord},
 	{"AuthenticatedAtRoundTrip", testAuthenticatedAtRoundTrip},
 	{"Reauthenticate", testReauthenticate},
 	{"ReauthenticateDeadSession", testReauthenticateDead},
