@@ -231,7 +231,7 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 			}
 			return nil, "", err
 		}
-		steps, ok := cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps)
+		steps, ok := s.chainPlace(tok, sess)
 		if ok && steps <= 1 {
 			// A genuine link: the hijack rule of a browser's session
 			// (jwt_cookie) holds at the refresh as everywhere.
@@ -283,6 +283,26 @@ func (s *Server) renewChain(r *http.Request, tok string) (*sessiond.Session, str
 	return nil, "", errInvalidRefresh
 }
 
+// chainPlace tells how many links tok is behind the current token of
+// sess (ok false: no link of its chain) without walking the chain for the
+// usual tokens (issue 20, forged refresh tokens): the current token and
+// its predecessor are one hash compare each, and a token that sessiond did
+// not mint for the session is refused with one HMAC (Chain.Genuine). Only
+// a genuine older link (theft) or a link of a chain that ended
+// (reauthentication) is walked, at most MaxChainSteps links.
+func (s *Server) chainPlace(tok string, sess *sessiond.Session) (int, bool) {
+	h := sessiond.HashToken(tok)
+	switch {
+	case h.Equal(sess.TokenHash):
+		return 0, true
+	case sess.PrevTokenHash != (sessiond.TokenHash{}) && h.Equal(sess.PrevTokenHash):
+		return 1, true
+	case !s.clientSide.Chain.Genuine(tok):
+		return 0, false
+	}
+	return s.clientSide.Chain.Steps(tok, sess.TokenHash, s.clientSide.MaxChainSteps)
+}
+
 // rotatedAt is when tok's successor became current: the grace window of a
 // refresh is measured from the rotation's own time, which the rotation's
 // atomic step records, not from the last use, which a refresh racing on
@@ -328,7 +348,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 			sess, err := s.sessions.Get(r.Context(), id, "")
 			switch {
 			case err == nil:
-				if _, ok := s.clientSide.Chain.Steps(tok, sess.TokenHash, s.clientSide.MaxChainSteps); ok {
+				if _, ok := s.chainPlace(tok, sess); ok {
 					if err := s.sessions.Revoke(r.Context(), sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {
 						s.writeError(w, r, err)
 						return
