@@ -30,6 +30,16 @@ var (
 	// values together) over Policy.MaxDataBytes. Nothing was written.
 	ErrDataTooLarge = errors.New("sessiond: session data too large")
 
+	// ErrCredentialsChanged: Create was asked to require a revocation
+	// generation of the user (CreateParams.Generation,
+	// CreateOptions.ExpectGeneration) that is no longer current: the
+	// user's sessions were all ended (RevokeByUser: a password change or
+	// reset, "sign out everywhere", an administrator's Force Logout) after
+	// the caller read the generation, so the credentials the caller checked
+	// may be the ones that were just replaced. Nothing was created. Answer
+	// it as a wrong password.
+	ErrCredentialsChanged = errors.New("sessiond: credentials changed during sign-in")
+
 	// ErrInvalidPolicy: a Policy field is out of range.
 	ErrInvalidPolicy = errors.New("sessiond: invalid policy")
 )

@@ -84,6 +84,14 @@ type CreateParams struct {
 	// defence), and if it was anonymous its data moves to the new session.
 	// Replace and Data do not go together.
 	Replace string
+	// Generation, when not nil, is the user's revocation generation read
+	// with Manager.UserGeneration before the credentials were checked:
+	// Create refuses with ErrCredentialsChanged, creating nothing, when
+	// the user's sessions were all ended since (a password change, reset
+	// or Force Logout landed while the password was being checked against
+	// the old hash). Default nil: no check (anonymous and
+	// administrator-made sessions).
+	Generation *uint64
 	// NewToken makes the session's token text from its new id. Default: a
 	// fresh session token. Client-side sessions use it to start a
 	// refresh-token chain whose tokens carry the session id.
@@ -138,6 +146,10 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 	var opts CreateOptions
 	if p.UserID != "" {
 		opts.MaxPerUser = m.policy.MaxSessionsPerUser
+	}
+	if p.UserID != "" && p.Generation != nil {
+		g := *p.Generation
+		opts.ExpectGeneration = &g
 	}
 	if p.Replace != "" {
 		old, err := m.lookup(ctx, p.Replace, now)
@@ -296,7 +308,7 @@ func (m *Manager) rotate(ctx context.Context, s *Session, now time.Time) (*Sessi
 		return nil, "", err
 	}
 	m.invalidate(s.ID)
-	s.TokenHash = h
+	s.PrevTokenHash, s.TokenHash, s.RotatedAt = s.TokenHash, h, now
 	return s, token, nil
 }
 
@@ -311,8 +323,9 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 		return nil, err
 	}
 	h := HashToken(newToken)
-	// The use is written before the rotation, so that a refresh racing this
-	// one and losing sees this moment as the session's last use.
+	// The rotation records its own time (RotatedAt), from which the
+	// grace window of a refresh racing this one is measured; the touch
+	// only slides the idle deadline.
 	idle, _ := m.policy.timeouts(s.RememberMe)
 	t := Touch{ID: s.ID, LastSeenAt: now, IdleExpiresAt: minTime(now.Add(idle), s.AbsoluteExpiresAt)}
 	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
@@ -324,6 +337,7 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 	m.invalidate(s.ID)
 	c := s.Clone()
 	c.TokenHash, c.LastSeenAt, c.IdleExpiresAt = h, t.LastSeenAt, t.IdleExpiresAt
+	c.PrevTokenHash, c.RotatedAt = s.TokenHash, now
 	return c, nil
 }
 
@@ -361,6 +375,7 @@ func (m *Manager) Reauthenticate(ctx context.Context, s *Session, newToken strin
 	}
 	c := s.Clone()
 	c.TokenHash, c.AuthenticatedAt = h, now
+	c.PrevTokenHash, c.RotatedAt = TokenHash{}, now
 	return c, newToken, nil
 }
 
@@ -400,6 +415,18 @@ func (m *Manager) RevokeUser(ctx context.Context, userID, exceptID, reason strin
 		m.cache.invalidateUser(userID)
 	}
 	return n, err
+}
+
+// UserGeneration returns the user's revocation generation, which every
+// RevokeUser advances. A sign-in reads it before it reads the password
+// hash it checks, and passes it as CreateParams.Generation: a Force Logout
+// that lands while the password is being checked then refuses the new
+// session instead of missing it.
+func (m *Manager) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	if userID == "" {
+		return 0, fmt.Errorf("sessiond: UserGeneration: %w: empty user id", ErrNotFound)
+	}
+	return m.store.UserGeneration(ctx, userID)
 }
 
 // List returns the user's active sessions, the most recently used first.

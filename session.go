@@ -39,6 +39,17 @@ type Session struct {
 	// the browser that started it (BrowserBound).
 	Transport string
 
+	// RotatedAt is when the session's token was last replaced (Rotate or
+	// Reauthenticate), written in the same atomic step as the
+	// replacement; zero when it never was (or only before sessiond
+	// recorded it). The refresh grace window is measured from it.
+	RotatedAt time.Time
+	// PrevTokenHash is the hash of the token that the last Rotate replaced:
+	// the immediate predecessor of the current token in its chain. Zero
+	// when there is none: never rotated, or the last replacement was a
+	// Reauthenticate, which starts a new chain.
+	PrevTokenHash TokenHash
+
 	// Data is the session's key/value data. Stores fill it only where a
 	// method says so (Data); lookups leave it nil to keep validation cheap.
 	Data map[string][]byte

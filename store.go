@@ -41,6 +41,14 @@ type Store interface {
 	// step, so that at most MaxPerUser remain including s. "Least recently
 	// used" orders by LastSeenAt, then by ID, both ascending.
 	//
+	// When opts.ExpectGeneration is set and s has a user, Create first
+	// compares the user's revocation generation (UserGeneration) with it,
+	// in the same atomic step as the insert: when they differ nothing
+	// changes and the error is ErrCredentialsChanged. A RevokeByUser for
+	// the user is thus either before the Create (which is refused, if the
+	// generation was read before the revocation) or after it (and ends the
+	// new session).
+	//
 	// Carried data is not held to a size limit: the Manager never passes
 	// initial data and CarryData together.
 	Create(ctx context.Context, s *Session, opts CreateOptions) error
@@ -69,7 +77,8 @@ type Store interface {
 	// to new. Only one of several concurrent rotations from the same old
 	// hash succeeds; the others, and any call for a session that is not
 	// active or whose token is no longer old, get ErrNotFound. From the
-	// moment Rotate returns, ByTokenHash(old) finds nothing.
+	// moment Rotate returns, ByTokenHash(old) finds nothing. In the same
+	// atomic step it sets PrevTokenHash to old and RotatedAt to now.
 	Rotate(ctx context.Context, id string, old, new TokenHash, now time.Time) error
 
 	// Reauthenticate records a fresh proof of the password in the session
@@ -79,7 +88,8 @@ type Store interface {
 	// concurrent calls from the same old hash succeeds, the others and any
 	// call for a session that is not active at at or whose token is no
 	// longer old get ErrNotFound (and change nothing), and from the moment
-	// it returns ByTokenHash(old) finds nothing.
+	// it returns ByTokenHash(old) finds nothing. The new token starts a new
+	// chain: PrevTokenHash becomes zero and RotatedAt at.
 	Reauthenticate(ctx context.Context, id string, old, new TokenHash, at time.Time) error
 
 	// Revoke ends the session id, active at now, recording now and reason.
@@ -89,8 +99,19 @@ type Store interface {
 	// RevokeByUser ends every session of the user that is active at now,
 	// except the session exceptID (may be empty), and returns how many
 	// it ended. It is one atomic step: a session of the user created
-	// before it started is either ended or was the exception.
+	// before it started is either ended or was the exception. In the same
+	// step it advances the user's revocation generation by one, also when
+	// it ends no session.
 	RevokeByUser(ctx context.Context, userID, exceptID string, now time.Time, reason string) (int, error)
+
+	// UserGeneration returns the user's revocation generation: how many
+	// times RevokeByUser ran for the user, 0 for a user it never ran for.
+	// It only grows, so a caller that reads it before checking the user's
+	// credentials and passes it to Create (CreateOptions.ExpectGeneration)
+	// never starts a session that a revocation in between should have
+	// ended. The generation is kept by the session store, with the
+	// sessions, whatever store keeps the accounts.
+	UserGeneration(ctx context.Context, userID string) (uint64, error)
 
 	// Data returns the session's data (an empty, non-nil map when it has
 	// none). It returns ErrNotFound for a session that is not active at now.
@@ -124,6 +145,12 @@ type CreateOptions struct {
 	ReplaceReason string
 	// CarryData copies the replaced session's data into the new one.
 	CarryData bool
+	// ExpectGeneration, when not nil, is the revocation generation of the
+	// session's user that the caller read before checking its credentials
+	// (Store.UserGeneration): Create refuses with ErrCredentialsChanged
+	// when it is no longer the user's. Default nil: no check. Ignored for
+	// an anonymous session.
+	ExpectGeneration *uint64
 }
 
 // Touch is one session's use, for Store.Touch.

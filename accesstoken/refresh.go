@@ -34,6 +34,22 @@ import (
 // current one and the last refresh is younger than the grace window, the
 // request is an honest race (two tabs, a retry after a lost answer), and it
 // gets the same current token again, with no rotation and no revocation.
+//
+// Since issue 20 the 32-byte secret is a core of 16 bytes and a tag of 16:
+//
+//	core(first) random, core(n+1) = HMAC(key, text(n))[:16]
+//	tag = HMAC(key, "sessiond refresh tag" ‖ session id ‖ core)[:16]
+//
+// so one HMAC tells a token sessiond minted for the session (Genuine) from
+// a forgery, whatever the chain's length. The current token and its
+// predecessor are recognised by their hashes (the session keeps both,
+// Session.PrevTokenHash); only a genuine token older than that (theft:
+// revoke) or of a chain that ended (reauthentication: refuse) is walked
+// forward with Steps, bounded by the caller. Tokens minted before tags
+// (untagged) keep working as the current token or its predecessor; an
+// older untagged token is refused without being walked, so it no longer
+// revokes its session (theft detection resumes with the next, tagged,
+// link).
 const RefreshPrefix = "sdr_"
 
 const (
@@ -63,11 +79,51 @@ func (c *Chain) First(id string, r io.Reader) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	var secret [32]byte
-	if _, err := io.ReadFull(r, secret[:]); err != nil {
+	var core [coreBytes]byte
+	if _, err := io.ReadFull(r, core[:]); err != nil {
 		return "", err
 	}
+	return c.encode(id, core)
+}
+
+// coreBytes is the length of the chain material in a secret; the rest is
+// the tag.
+const coreBytes = 16
+
+var tagLabel = []byte("sessiond refresh tag")
+
+// tag is the tag of core in session sid (16 raw bytes).
+func (c *Chain) tag(sid, core []byte) []byte {
+	m := hmac.New(sha256.New, c.key)
+	m.Write(tagLabel)
+	m.Write(sid)
+	m.Write(core)
+	return m.Sum(nil)[:32-coreBytes]
+}
+
+// encode builds the token of session id with core and its tag.
+func (c *Chain) encode(id string, core [coreBytes]byte) (string, error) {
+	sid, err := hex.DecodeString(id)
+	if err != nil || len(sid) != sidBytes {
+		return "", errors.New("accesstoken: session ids must be 32 hex characters")
+	}
+	var secret [32]byte
+	copy(secret[:], core[:])
+	copy(secret[coreBytes:], c.tag(sid, core[:]))
 	return encodeRefresh(id, secret)
+}
+
+// Genuine reports whether tok, a well-formed refresh token, was minted by
+// a Chain under this key (First or Next) for the session it names: one
+// HMAC, whatever the chain's length. Tokens minted before tags existed are
+// not genuine.
+func (c *Chain) Genuine(tok string) bool {
+	if _, err := RefreshSessionID(tok); err != nil {
+		return false
+	}
+	raw, _ := b64.Strict().DecodeString(tok[len(RefreshPrefix) : len(RefreshPrefix)+refreshBody])
+	sid, secret := raw[:sidBytes], raw[sidBytes:]
+	return hmac.Equal(secret[coreBytes:], c.tag(sid, secret[:coreBytes]))
 }
 
 // Next returns the token that follows tok in its chain.
@@ -78,14 +134,16 @@ func (c *Chain) Next(tok string) (string, error) {
 	}
 	m := hmac.New(sha256.New, c.key)
 	m.Write([]byte(tok))
-	var secret [32]byte
-	copy(secret[:], m.Sum(nil))
-	return encodeRefresh(id, secret)
+	var core [coreBytes]byte
+	copy(core[:], m.Sum(nil))
+	return c.encode(id, core)
 }
 
 // Steps returns how many derivations lead from tok to the token whose hash
 // is current, trying at most max; ok is false when none within max does
-// (tok is not an earlier link of this chain).
+// (tok is not an earlier link of this chain). It costs up to max+1 HMACs:
+// callers walk only Genuine tokens that are neither the current one nor
+// its predecessor.
 func (c *Chain) Steps(tok string, current sessiond.TokenHash, max int) (n int, ok bool) {
 	for n = 0; n <= max; n++ {
 		if sessiond.HashToken(tok).Equal(current) {

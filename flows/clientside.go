@@ -198,7 +198,7 @@ func (f *Flows) renewChain(ctx context.Context, c Client, tok string) (*sessiond
 			}
 			return nil, "", err
 		}
-		steps, ok := cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps)
+		steps, ok := f.chainPlace(tok, sess)
 		if ok && steps <= 1 {
 			// A genuine link: the hijack rule of a browser's session
 			// (jwt_cookie) holds at the refresh as everywhere.
@@ -228,7 +228,7 @@ func (f *Flows) renewChain(ctx context.Context, c Client, tok string) (*sessiond
 			}
 			f.metrics.validated.Inc()
 			return renewed, next, nil
-		case steps == 1 && f.Now().Sub(sess.LastSeenAt) < cs.RefreshGrace:
+		case steps == 1 && f.Now().Sub(rotatedAt(sess)) < cs.RefreshGrace:
 			// An honest race: the same answer as the refresh that won.
 			next, err := cs.Chain.Next(tok)
 			if err != nil {
@@ -248,6 +248,39 @@ func (f *Flows) renewChain(ctx context.Context, c Client, tok string) (*sessiond
 		}
 	}
 	return nil, "", ErrInvalidRefreshToken
+}
+
+// chainPlace tells how many links tok is behind the current token of
+// sess (ok false: no link of its chain) without walking the chain for the
+// usual tokens (issue 20, forged refresh tokens): the current token and
+// its predecessor are one hash compare each, and a token that sessiond did
+// not mint for the session is refused with one HMAC (Chain.Genuine). Only
+// a genuine older link (theft) or a link of a chain that ended
+// (reauthentication) is walked, at most MaxChainSteps links.
+func (f *Flows) chainPlace(tok string, sess *sessiond.Session) (int, bool) {
+	cs := f.clientSide
+	h := sessiond.HashToken(tok)
+	switch {
+	case h.Equal(sess.TokenHash):
+		return 0, true
+	case sess.PrevTokenHash != (sessiond.TokenHash{}) && h.Equal(sess.PrevTokenHash):
+		return 1, true
+	case !cs.Chain.Genuine(tok):
+		return 0, false
+	}
+	return cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps)
+}
+
+// rotatedAt is when tok's successor became current: the grace window of a
+// refresh is measured from the rotation's own time, which the rotation's
+// atomic step records, not from the last use, which a refresh racing on
+// another node writes just before its rotation (issue 20). Sessions last
+// rotated before sessiond recorded it fall back to their last use.
+func rotatedAt(sess *sessiond.Session) time.Time {
+	if sess.RotatedAt.IsZero() {
+		return sess.LastSeenAt
+	}
+	return sess.RotatedAt
 }
 
 // RevokeRefreshToken ends the session behind a refresh token (RFC 7009
@@ -270,7 +303,7 @@ func (f *Flows) RevokeRefreshToken(ctx context.Context, c Client, tok string) er
 	case err != nil:
 		return err
 	}
-	if _, ok := cs.Chain.Steps(tok, sess.TokenHash, cs.MaxChainSteps); !ok {
+	if _, ok := f.chainPlace(tok, sess); !ok {
 		return nil
 	}
 	if err := f.sessions.Revoke(ctx, sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {

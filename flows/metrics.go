@@ -14,7 +14,7 @@ type metrics struct {
 	validated     prometheus.Counter
 	rejected      *prometheus.CounterVec // reason: missing, malformed, unknown, expired, revoked, anonymous, unavailable, anonymous_rate_limited (a new anonymous session refused)
 	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
-	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited
+	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited, credentials_changed
 	lockouts      prometheus.Counter
 	resets        *prometheus.CounterVec // outcome: sent, unknown, limited, failed
 	reauth        *prometheus.CounterVec // outcome: ok, failed, required (a sensitive action refused)

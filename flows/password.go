@@ -128,7 +128,13 @@ func (f *Flows) ConfirmReset(ctx context.Context, c Client, p ResetParams) (*Sig
 	f.log.InfoContext(ctx, "password reset", "user_id", u.ID)
 	f.audit.Record(f.auditContext(ctx, c), u.ID, audit.PasswordReset, "", map[string]any{"sessions_ended": n})
 	f.notifyPasswordChanged(ctx, c, u.ID, "reset", n)
-	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace})
+	// The generation after this reset's own revocation: another reset or
+	// change landing before the Create refuses the session (issue 20).
+	gen, err := f.sessions.UserGeneration(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace, Generation: &gen})
 }
 
 // DeleteAccount deletes the account of current's user after checking its

@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/sessiond/sessiond"
@@ -72,12 +73,48 @@ func (f *Flows) SignIn(ctx context.Context, c Client, p SignInParams) (*SignedIn
 	if err != nil {
 		return nil, err
 	}
+	// Force Logout against sign-ins in flight (issue 20): the user's
+	// revocation generation is read before Authenticate reads the hash it
+	// checks (UserByEmail and Authenticate both read the account store, no
+	// cache), and the session is created only if no RevokeUser ran since.
+	// A password change or reset revokes after it writes the new hash, so
+	// this sign-in either read the new hash or is refused at Create.
+	gen, genUser, err := f.signInGeneration(ctx, p.Email)
+	if err != nil {
+		settle(err)
+		return nil, err
+	}
 	u, err := f.accounts.Authenticate(f.auditContext(ctx, c), p.Email, p.Password)
 	settle(err)
 	if err != nil {
 		return nil, err
 	}
-	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace})
+	if u.ID != genUser { // created or re-addressed between the two reads
+		return nil, f.credentialsChanged()
+	}
+	return f.StartSession(ctx, c, u, StartParams{RememberMe: p.RememberMe, Transport: p.Transport, Replace: p.Replace, Generation: &gen})
+}
+
+// signInGeneration returns the revocation generation of the user with
+// email, and the user's id ("" for no such user: Authenticate answers it).
+func (f *Flows) signInGeneration(ctx context.Context, email string) (uint64, string, error) {
+	u, err := f.accounts.UserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, account.ErrUserNotFound) || errors.Is(err, account.ErrInvalidEmail):
+		return 0, "", nil
+	case err != nil:
+		return 0, "", err
+	}
+	g, err := f.sessions.UserGeneration(ctx, u.ID)
+	return g, u.ID, err
+}
+
+// credentialsChanged counts a sign-in refused because every session of
+// its user ended while its password was checked, and answers it as a wrong
+// password: the password it checked may be the one just replaced.
+func (f *Flows) credentialsChanged() error {
+	f.metrics.loginFailures.WithLabelValues("credentials_changed").Inc()
+	return fmt.Errorf("%w: %w", account.ErrInvalidCredentials, sessiond.ErrCredentialsChanged)
 }
 
 // StartParams describe the session StartSession starts.
@@ -87,6 +124,11 @@ type StartParams struct {
 	// Replace is the token the request carried, if any (see
 	// SignInParams.Replace).
 	Replace string
+	// Generation, when not nil, is the user's revocation generation read
+	// before the credentials were checked: the session is created only if
+	// no revocation of all the user's sessions ran since
+	// (sessiond.CreateParams.Generation).
+	Generation *uint64
 }
 
 // StartSession signs in u, a user the caller has just authenticated (a
@@ -99,11 +141,15 @@ func (f *Flows) StartSession(ctx context.Context, c Client, u *account.User, p S
 		UserID: u.ID, RememberMe: p.RememberMe, UserAgent: c.UserAgent, IP: c.IP(), Replace: p.Replace,
 		Authenticated: true, // a password, or a reset token, was just checked
 		Transport:     p.Transport,
+		Generation:    p.Generation,
 	}
 	if IsClientSide(p.Transport) {
 		cp.NewToken = f.newRefreshChain
 	}
 	sess, tok, err := f.sessions.Create(ctx, cp)
+	if errors.Is(err, sessiond.ErrCredentialsChanged) {
+		return nil, f.credentialsChanged()
+	}
 	if err != nil {
 		return nil, err
 	}

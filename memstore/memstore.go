@@ -21,6 +21,7 @@ type Store struct {
 	byHash  map[sessiond.TokenHash]string
 	byUser  map[string]map[string]struct{}
 	dataLen map[string]int
+	gens    map[string]uint64 // revocation generation by user; absent is 0
 }
 
 var _ sessiond.Store = (*Store)(nil)
@@ -32,6 +33,7 @@ func New() *Store {
 		byHash:  make(map[sessiond.TokenHash]string),
 		byUser:  make(map[string]map[string]struct{}),
 		dataLen: make(map[string]int),
+		gens:    make(map[string]uint64),
 	}
 }
 
@@ -49,6 +51,9 @@ func (st *Store) Create(ctx context.Context, s *sessiond.Session, opts sessiond.
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := c.CreatedAt
+	if g := opts.ExpectGeneration; g != nil && c.UserID != "" && st.gens[c.UserID] != *g {
+		return sessiond.ErrCredentialsChanged
+	}
 	if old, ok := st.byID[opts.Replace]; ok && opts.Replace != "" && active(old, now) {
 		if opts.CarryData {
 			for k, v := range old.Data {
@@ -177,7 +182,7 @@ func (st *Store) Rotate(ctx context.Context, id string, old, new sessiond.TokenH
 		return sessiond.ErrNotFound
 	}
 	delete(st.byHash, old)
-	s.TokenHash = new
+	s.TokenHash, s.PrevTokenHash, s.RotatedAt = new, old, now
 	st.byHash[new] = id
 	return nil
 }
@@ -195,6 +200,7 @@ func (st *Store) Reauthenticate(ctx context.Context, id string, old, new session
 	}
 	delete(st.byHash, old)
 	s.TokenHash, s.AuthenticatedAt = new, at
+	s.PrevTokenHash, s.RotatedAt = sessiond.TokenHash{}, at
 	st.byHash[new] = id
 	return nil
 }
@@ -221,6 +227,7 @@ func (st *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now 
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.gens[userID]++
 	n := 0
 	for id := range st.byUser[userID] {
 		if s := st.byID[id]; id != exceptID && active(s, now) {
@@ -229,6 +236,16 @@ func (st *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now 
 		}
 	}
 	return n, nil
+}
+
+// UserGeneration implements sessiond.Store.
+func (st *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.gens[userID], nil
 }
 
 // Data implements sessiond.Store.

@@ -480,6 +480,8 @@ const (
 	codeDuplicateSchema = "42P06"
 	codeDeadlock        = "40P01"
 	codeSerialization   = "40001"
+	// Raised by sessiond_expect_generation (migration 00010).
+	codeCredentialsChanged = "SD001"
 )
 
 func isCode(err error, code string) bool {

@@ -17,7 +17,7 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at, transport`
+	revoked_at, revoke_reason, authenticated_at, transport, rotated_at, prev_token_hash`
 
 // The statements of the sessiond.Store methods. "Active at now" is
 // revoked_at IS NULL AND expires_at > now, expires_at being the generated
@@ -38,7 +38,7 @@ const (
 		WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2`
 
 	qInsert = `INSERT INTO sessions (` + sessionCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 
 	qInsertData = `INSERT INTO session_data (session_id, key, value)
 		SELECT $1::text, d.key, d.value FROM unnest($2::text[], $3::bytea[]) AS d (key, value)`
@@ -50,6 +50,16 @@ const (
 	// lock.
 	qLockUser = `SELECT pg_advisory_xact_lock(
 		hashtext('sessiond.user:' || coalesce(current_schema(), '')), hashtext($1))`
+
+	// The user's revocation generation; RevokeByUser advances it, under
+	// qLockUser, in the transaction that revokes.
+	qGeneration     = `SELECT coalesce((SELECT generation FROM user_generations WHERE user_id = $1), 0)`
+	qBumpGeneration = `INSERT INTO user_generations (user_id, generation) VALUES ($1, 1)
+		ON CONFLICT (user_id) DO UPDATE SET generation = user_generations.generation + 1`
+	// Fails with codeCredentialsChanged unless the user's generation is
+	// still $2. It runs after qLockUser: no RevokeByUser of the user can
+	// commit between it and the end of the Create.
+	qExpectGeneration = `SELECT sessiond_expect_generation($1, $2)`
 
 	// Locks one session's row until the end of the transaction: the
 	// statements after it, each with a snapshot of its own, see every
@@ -98,13 +108,14 @@ const (
 	// first to lock the row wins; the others re-check token_hash on the new
 	// row version and change nothing.
 	qRotate = `WITH changed AS (
-		UPDATE sessions SET token_hash = $3
+		UPDATE sessions SET token_hash = $3, prev_token_hash = $2, rotated_at = $4
 		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
 		RETURNING id)` + notifyChanged
 
-	// qRotate that also records the proof of the password, at $4.
+	// qRotate that also records the proof of the password, at $4, and
+	// starts a new chain (no predecessor).
 	qReauth = `WITH changed AS (
-		UPDATE sessions SET token_hash = $3, authenticated_at = $4
+		UPDATE sessions SET token_hash = $3, authenticated_at = $4, rotated_at = $4, prev_token_hash = NULL
 		WHERE id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $4
 		RETURNING id)` + notifyChanged
 
@@ -156,7 +167,8 @@ const (
 )
 
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) {
+	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) ||
+		errors.Is(err, sessiond.ErrCredentialsChanged) {
 		return err
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
@@ -168,6 +180,14 @@ func text(s string) pgtype.Text { return pgtype.Text{String: s, Valid: s != ""} 
 // timestamptz is t, or NULL for the zero time.
 func timestamptz(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+// nullHash is h, or NULL for the zero hash.
+func nullHash(h sessiond.TokenHash) []byte {
+	if h == (sessiond.TokenHash{}) {
+		return nil
+	}
+	return h[:]
 }
 
 // blob is v, never nil: pgx sends a nil []byte as NULL.
@@ -187,6 +207,7 @@ func blob(v []byte) []byte {
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts sessiond.CreateOptions) error {
 	now := sess.CreatedAt
 	limit := opts.MaxPerUser > 0 && sess.UserID != ""
+	expect := opts.ExpectGeneration != nil && sess.UserID != ""
 	replace := opts.Replace != "" && opts.Replace != sess.ID
 	var keys []string
 	var values [][]byte
@@ -196,8 +217,11 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 	}
 	err := s.run(ctx, func(ctx context.Context) error {
 		b := new(pgx.Batch)
-		if limit {
+		if limit || expect {
 			b.Queue(qLockUser, sess.UserID)
+		}
+		if expect {
+			b.Queue(qExpectGeneration, sess.UserID, int64(*opts.ExpectGeneration))
 		}
 		if replace && opts.CarryData {
 			b.Queue(qLockSession, opts.Replace) // its data is complete when copied
@@ -206,7 +230,8 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			sess.ID, sess.TokenHash[:], text(sess.UserID), sess.RememberMe,
 			sess.CreatedAt, sess.LastSeenAt, sess.IdleExpiresAt, sess.AbsoluteExpiresAt,
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
-			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt), sess.Transport)
+			timestamptz(sess.RevokedAt), sess.RevokeReason, timestamptz(sess.AuthenticatedAt), sess.Transport,
+			timestamptz(sess.RotatedAt), nullHash(sess.PrevTokenHash))
 		if len(keys) > 0 {
 			b.Queue(qInsertData, sess.ID, keys, values)
 		}
@@ -218,6 +243,9 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 		}
 		return s.pool.SendBatch(ctx, b).Close()
 	})
+	if isCode(err, codeCredentialsChanged) {
+		err = sessiond.ErrCredentialsChanged
+	}
 	return wrap("create", err)
 }
 
@@ -356,13 +384,35 @@ func (s *Store) Revoke(ctx context.Context, id string, now time.Time, reason str
 	return wrap("revoke", err)
 }
 
-// RevokeByUser implements sessiond.Store: one UPDATE.
+// RevokeByUser implements sessiond.Store: one pipelined batch, one
+// transaction. It takes the user's lock (qLockUser) as a Create that
+// checks the generation does, advances the generation, then revokes: the
+// UPDATE's snapshot, taken after the lock, sees every Create that got the
+// lock first.
 func (s *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now time.Time, reason string) (int, error) {
 	if userID == "" {
 		return 0, ctx.Err()
 	}
-	n, err := s.change(ctx, qRevokeUser, now, reason, userID, exceptID)
-	return n, wrap("revoke by user", err)
+	var n, notes int64
+	err := s.run(ctx, func(ctx context.Context) error {
+		b := new(pgx.Batch)
+		b.Queue(qLockUser, userID)
+		b.Queue(qBumpGeneration, userID)
+		b.Queue(qRevokeUser, now, reason, userID, exceptID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&n, &notes)
+		})
+		return s.pool.SendBatch(ctx, b).Close()
+	})
+	return int(n), wrap("revoke by user", err)
+}
+
+// UserGeneration implements sessiond.Store.
+func (s *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var g int64
+	err := s.pool.QueryRow(ctx, qGeneration, userID).Scan(&g)
+	return uint64(g), wrap("user generation", err)
 }
 
 // Data implements sessiond.Store.
@@ -452,11 +502,13 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 		user    pgtype.Text
 		revoked pgtype.Timestamptz
 		authed  pgtype.Timestamptz
+		rotated pgtype.Timestamptz
+		prev    []byte
 	)
 	err := row.Scan(&s.ID, hashDest{&s.TokenHash}, &user, &s.RememberMe,
 		&s.CreatedAt, &s.LastSeenAt, &s.IdleExpiresAt, &s.AbsoluteExpiresAt,
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		&revoked, &s.RevokeReason, &authed, &s.Transport)
+		&revoked, &s.RevokeReason, &authed, &s.Transport, &rotated, &prev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -473,6 +525,16 @@ func scanSession(row pgx.Row) (*sessiond.Session, error) {
 	}
 	if authed.Valid {
 		s.AuthenticatedAt = authed.Time.UTC()
+	}
+	if rotated.Valid {
+		s.RotatedAt = rotated.Time.UTC()
+	}
+	switch len(prev) {
+	case 0: // NULL
+	case len(s.PrevTokenHash):
+		copy(s.PrevTokenHash[:], prev)
+	default:
+		return nil, fmt.Errorf("prev_token_hash: want %d bytes, got %d", len(s.PrevTokenHash), len(prev))
 	}
 	return s, nil
 }

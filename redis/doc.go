@@ -50,12 +50,17 @@
 //	                      u (user id), rm, c, l, ie, ae (times in integer µs
 //	                      since the Unix epoch), ua, br, os, ip, ra, rr,
 //	                      aa (AuthenticatedAt µs, absent when zero),
-//	                      tr (Transport, absent when empty)
+//	                      tr (Transport, absent when empty),
+//	                      rt (RotatedAt µs) and ph (PrevTokenHash, 32 raw
+//	                      bytes), both absent when zero
 //	p d:{tag}:id   hash   its data: "=" + key → value, and "#" → total size
 //	p u:{uid}      zset   the user's live sessions: escaped id scored by the
 //	                      session's earlier deadline (µs)
 //	p t:{hex}      string token hash (hex) → "tag:id"
 //	p i:{id}       string session id → tag
+//	p g:{uid}      string the user's revocation generation (UserGeneration):
+//	                      INCR'd by RevokeByUser's script, compared by the
+//	                      create script; never expires (absent is 0)
 //	p x:{sweep}    zset   "tag:id" scored by the earlier deadline (µs), for
 //	                      DeleteExpired
 //
@@ -94,7 +99,11 @@
 // two nodes: a script ends the old session and returns its data, then the
 // script that creates the new session runs. The old session is dead first,
 // so a failure in between logs the client out rather than leaving two live
-// sessions; nothing can be fixated. For the same reason a Touch batch that
+// sessions; nothing can be fixated. When such a Create also expects a
+// generation, the generation is read before the old session ends and
+// compared again by the create script: a revocation landing between the two
+// refuses the new session after the old one ended (the client is signed out
+// and signs in again). For the same reason a Touch batch that
 // spans several users is applied per user, each part atomic; every touch
 // only moves times forward, so a retried batch converges.
 package redis

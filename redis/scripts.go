@@ -19,6 +19,7 @@ local P = ARGV[1]
 local function rkey(tag, id) return P .. 's:{' .. tag .. '}:' .. id end
 local function dkey(tag, id) return P .. 'd:{' .. tag .. '}:' .. id end
 local function ukey(tag) return P .. 'u:{' .. tag .. '}' end
+local function gkey(tag) return P .. 'g:{' .. tag .. '}' end
 -- the earlier of two deadlines, nil for a missing record
 local function expof(ie, ae)
   if not ie or not ae then return nil end
@@ -54,13 +55,16 @@ end
 // KEYS: record, data, and the user index for an authenticated session.
 // ARGV: prefix, tag, escaped id, now, max per user, escaped id of a session
 // to replace in the same slot (or ""), replace reason, carry ("1"), limit
-// reason, deadline µs, deadline ms, the number n of record fields, n
-// field/value pairs, then data field/value pairs.
-// Returns the escaped ids of the sessions it revoked.
+// reason, deadline µs, deadline ms, the expected revocation generation of
+// the user (or ""), the number n of record fields, n field/value pairs,
+// then data field/value pairs.
+// Returns the escaped ids of the sessions it revoked, or nil (and changes
+// nothing) when the user's generation is not the expected one.
 var createScript = newScript(`
 local rec, data, uidx = KEYS[1], KEYS[2], KEYS[3]
 local tag, id, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('EXISTS', rec) == 1 then return redis.error_reply('ERR sessiond: session id in use') end
+if uidx and ARGV[12] ~= '' and (redis.call('GET', gkey(tag)) or '0') ~= ARGV[12] then return false end
 local ended, carried = {}, nil
 if ARGV[6] ~= '' then
   local orec = rkey(tag, ARGV[6])
@@ -99,9 +103,9 @@ if uidx and max > 0 then
     end
   end
 end
-local expus, expms, n = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
+local expus, expms, n = ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[13])
 local fields = {}
-for i = 13, 12 + 2 * n do fields[#fields + 1] = ARGV[i] end
+for i = 14, 13 + 2 * n do fields[#fields + 1] = ARGV[i] end
 hset(rec, fields)
 redis.call('PEXPIREAT', rec, expms)
 local d = {}
@@ -110,7 +114,7 @@ if carried then
     if carried[i] ~= '#' then d[carried[i]] = carried[i + 1] end
   end
 end
-for i = 13 + 2 * n, #ARGV, 2 do d[ARGV[i]] = ARGV[i + 1] end
+for i = 14 + 2 * n, #ARGV, 2 do d[ARGV[i]] = ARGV[i + 1] end
 local pairs_, size = {}, 0
 for f, v in pairs(d) do
   pairs_[#pairs_ + 1] = f
@@ -150,13 +154,15 @@ end
 return {'1'}
 `)
 
-// revokeUserScript ends every active session of a user but one.
+// revokeUserScript ends every active session of a user but one, and
+// advances the user's revocation generation.
 //
-// KEYS: user index.
+// KEYS: user index, generation.
 // ARGV: prefix, tag, now, reason, escaped id of the exception.
 // Returns the escaped ids it ended.
 var revokeUserScript = newScript(`
 local uidx, tag, now = KEYS[1], ARGV[2], tonumber(ARGV[3])
+redis.call('INCR', KEYS[2])
 redis.call('ZREMRANGEBYSCORE', uidx, '-inf', ARGV[3])
 local ended = {}
 for _, m in ipairs(redis.call('ZRANGE', uidx, 0, -1)) do
@@ -244,8 +250,9 @@ end
 return out
 `)
 
-// rotateScript swaps the token hash of an active session, and with a
-// fifth argument also sets that field (AuthenticatedAt) to now.
+// rotateScript swaps the token hash of an active session and records the
+// rotation (rt: now, ph: the old hash). With a fifth argument it also sets
+// that field (AuthenticatedAt) to now and, a new chain starting, drops ph.
 //
 // KEYS: record.
 // ARGV: prefix, old hash, new hash, now, and optionally the field name.
@@ -256,9 +263,10 @@ local r = redis.call('HMGET', KEYS[1], 'ra', 'ie', 'ae', 'h')
 local e = expof(r[2], r[3])
 if not e or r[1] or e <= tonumber(ARGV[4]) or r[4] ~= ARGV[2] then return 0 end
 if ARGV[5] then
-  redis.call('HSET', KEYS[1], 'h', ARGV[3], ARGV[5], ARGV[4])
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], ARGV[5], ARGV[4], 'rt', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'ph')
 else
-  redis.call('HSET', KEYS[1], 'h', ARGV[3])
+  redis.call('HSET', KEYS[1], 'h', ARGV[3], 'ph', ARGV[2], 'rt', ARGV[4])
 end
 return ms(e)
 `)

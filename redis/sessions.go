@@ -32,6 +32,8 @@ const (
 	fReason    = "rr"
 	fAuthAt    = "aa" // AuthenticatedAt, absent when zero
 	fTransport = "tr" // Transport, absent when empty
+	fRotatedAt = "rt" // RotatedAt, absent when zero
+	fPrevHash  = "ph" // PrevTokenHash, absent when zero
 
 	// Data hash: user keys carry a prefix so that they can never clash with
 	// the size counter.
@@ -86,6 +88,12 @@ func recordFields(s *sessiond.Session) []string {
 	if s.Transport != "" {
 		f = append(f, fTransport, s.Transport)
 	}
+	if !s.RotatedAt.IsZero() {
+		f = append(f, fRotatedAt, micros(s.RotatedAt))
+	}
+	if s.PrevTokenHash != (sessiond.TokenHash{}) {
+		f = append(f, fPrevHash, string(s.PrevTokenHash[:]))
+	}
 	if s.Revoked() {
 		f = append(f, fRevokedAt, micros(s.RevokedAt), fReason, s.RevokeReason)
 	}
@@ -112,6 +120,12 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		return nil, fmt.Errorf("corrupt session record %q", s.ID)
 	}
 	copy(s.TokenHash[:], h)
+	if ph, ok := m[fPrevHash]; ok {
+		if len(ph) != len(s.PrevTokenHash) {
+			return nil, fmt.Errorf("corrupt session record %q: field %s", s.ID, fPrevHash)
+		}
+		copy(s.PrevTokenHash[:], ph)
+	}
 	for _, t := range []struct {
 		f   string
 		dst *time.Time
@@ -123,6 +137,7 @@ func decodeRecord(m map[string]string) (*sessiond.Session, error) {
 		{fAbsolute, &s.AbsoluteExpiresAt, false},
 		{fRevokedAt, &s.RevokedAt, true},
 		{fAuthAt, &s.AuthenticatedAt, true},
+		{fRotatedAt, &s.RotatedAt, true},
 	} {
 		v, ok := m[t.f]
 		if !ok && t.opt {
@@ -230,6 +245,19 @@ func (s *Store) create(ctx context.Context, sess *sessiond.Session, opts session
 		return inUse
 	}
 
+	// The expected generation: compared by the create script, and first
+	// here when a replaced session in another slot is about to end, so
+	// that a refusal known already does not end it (see doc.go).
+	expect := ""
+	if g := opts.ExpectGeneration; g != nil && sess.UserID != "" {
+		expect = strconv.FormatUint(*g, 10)
+	}
+	refuse := func() error {
+		s.c.DoMulti(ctx, b.Del().Key(idKey).Build(), b.Del().Key(tokKey).Build(),
+			b.Zrem().Key(s.k.sweep()).Member(member).Build())
+		return sessiond.ErrCredentialsChanged
+	}
+
 	// The session to replace: in this slot, the create script ends it; in
 	// another, a script there ends it first and hands over its data.
 	data := sess.Data
@@ -244,6 +272,15 @@ func (s *Store) create(ctx context.Context, sess *sessiond.Session, opts session
 		case otag == tag:
 			sameSlot = rid
 		default:
+			if expect != "" {
+				g, err := s.UserGeneration(ctx, sess.UserID)
+				if err != nil {
+					return err
+				}
+				if strconv.FormatUint(g, 10) != expect {
+					return refuse()
+				}
+			}
 			carried, err := s.revoke(ctx, otag, rid, now, opts.ReplaceReason, opts.CarryData)
 			if err != nil && !errors.Is(err, sessiond.ErrNotFound) {
 				return err
@@ -269,15 +306,18 @@ func (s *Store) create(ctx context.Context, sess *sessiond.Session, opts session
 	if opts.CarryData {
 		carry = "1"
 	}
-	args := make([]string, 0, 12+len(fields)+2*len(data))
+	args := make([]string, 0, 13+len(fields)+2*len(data))
 	args = append(args, s.k.p, tag, id, now, strconv.Itoa(max(opts.MaxPerUser, 0)),
 		sameSlot, opts.ReplaceReason, carry, sessiond.ReasonLimit,
-		micros(exp), strconv.FormatInt(expMS, 10), strconv.Itoa(len(fields)/2))
+		micros(exp), strconv.FormatInt(expMS, 10), expect, strconv.Itoa(len(fields)/2))
 	args = append(args, fields...)
 	for k, v := range data {
 		args = append(args, dataKeyPrefix+k, string(v))
 	}
 	ended, err := createScript.exec(ctx, s.c, keys, args).AsStrSlice()
+	if rueidis.IsRedisNil(err) {
+		return refuse()
+	}
 	s.markRecords(tag, ended)
 	return err
 }
@@ -578,10 +618,26 @@ func (s *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now t
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	tag := esc(userID)
-	ended, err := revokeUserScript.exec(ctx, s.c, []string{s.k.user(tag)},
+	ended, err := revokeUserScript.exec(ctx, s.c, []string{s.k.user(tag), s.k.gen(tag)},
 		[]string{s.k.p, tag, micros(now), reason, esc(exceptID)}).AsStrSlice()
 	s.markRecords(tag, ended)
 	return len(ended), wrap("revoke by user", err)
+}
+
+// UserGeneration implements sessiond.Store: one GET in the user's slot,
+// never from the client-side cache.
+func (s *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := s.c.Do(ctx, s.c.B().Get().Key(s.k.gen(esc(userID))).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap("user generation", err)
+	}
+	g, err := strconv.ParseUint(v, 10, 64)
+	return g, wrap("user generation", err)
 }
 
 // Data implements sessiond.Store: the record and the data hash, from the

@@ -255,7 +255,8 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 // wrap adds the operation to a failure; the sentinels of the Store
 // contract go through as they are.
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) {
+	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) ||
+		errors.Is(err, sessiond.ErrCredentialsChanged) {
 		return err
 	}
 	return fmt.Errorf("redis: %s: %w", op, err)
@@ -268,6 +269,7 @@ func (k keys) rec(tag, id string) string  { return k.p + "s:{" + tag + "}:" + id
 func (k keys) data(tag, id string) string { return k.p + "d:{" + tag + "}:" + id }
 func (k keys) user(tag string) string     { return k.p + "u:{" + tag + "}" }
 func (k keys) id(id string) string        { return k.p + "i:{" + id + "}" }
+func (k keys) gen(tag string) string      { return k.p + "g:{" + tag + "}" }
 func (k keys) sweep() string              { return k.p + "x:{sweep}" }
 
 func (k keys) token(h sessiond.TokenHash) string {

@@ -19,11 +19,11 @@ type Store struct {
 	r    *sql.DB // read-only connections: lookups
 
 	// Read pool.
-	byHash, byID, listByUser, data *sql.Stmt
+	byHash, byID, listByUser, data, generation *sql.Stmt
 	// Write pool.
 	insert, carryData, revoke, revokeLimit, revokeUser,
 	touch, rotate, reauth, dataSize, upsertData, active, deleteData,
-	deleteExpired *sql.Stmt
+	deleteExpired, bumpGeneration, generationW *sql.Stmt
 
 	accountStmts // accounts.go
 }
@@ -33,13 +33,15 @@ var _ sessiond.Store = (*Store)(nil)
 // The columns of a session as scanSession reads them.
 const sessionCols = `id, token_hash, user_id, remember_me, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, user_agent, browser, os, ip,
-	revoked_at, revoke_reason, authenticated_at, transport`
+	revoked_at, revoke_reason, authenticated_at, transport, rotated_at, prev_token_hash`
 
 // stmt is a statement that Open prepares, and where it keeps it.
 type stmt struct {
 	dst   func(*Store) **sql.Stmt
 	query string
 }
+
+const qGeneration = `SELECT coalesce((SELECT generation FROM user_generations WHERE user_id = ?1), 0)`
 
 // "Active at now" is revoked_at IS NULL AND expires_at > now, expires_at
 // being the generated earlier deadline.
@@ -58,12 +60,14 @@ var readStmts = []stmt{
 		`SELECT d.key, d.value FROM sessions AS s
 		LEFT JOIN session_data AS d ON d.session_id = s.id
 		WHERE s.id = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2`},
+	// A user without a row is at generation 0.
+	{func(s *Store) **sql.Stmt { return &s.generation }, qGeneration},
 }
 
 var writeStmts = []stmt{
 	{func(s *Store) **sql.Stmt { return &s.insert },
 		`INSERT INTO sessions (` + sessionCols + `)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)`},
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)`},
 	// The new session's own data is written first and wins on equal keys.
 	{func(s *Store) **sql.Stmt { return &s.carryData },
 		`INSERT INTO session_data (session_id, key, value)
@@ -93,12 +97,12 @@ var writeStmts = []stmt{
 		WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2
 		AND (last_seen_at < ?2 OR idle_expires_at < ?3)`},
 	{func(s *Store) **sql.Stmt { return &s.rotate },
-		`UPDATE sessions SET token_hash = ?3
+		`UPDATE sessions SET token_hash = ?3, prev_token_hash = ?2, rotated_at = ?4
 		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
 	// Rotate's compare-and-swap that also records the proof of the
-	// password, at ?4.
+	// password, at ?4, and starts a new chain (no predecessor).
 	{func(s *Store) **sql.Stmt { return &s.reauth },
-		`UPDATE sessions SET token_hash = ?3, authenticated_at = ?4
+		`UPDATE sessions SET token_hash = ?3, authenticated_at = ?4, rotated_at = ?4, prev_token_hash = NULL
 		WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?4`},
 	// The size of an active session's data without key ?2, in bytes (a key
 	// is TEXT, whose length() counts characters, hence the cast). No row:
@@ -116,6 +120,11 @@ var writeStmts = []stmt{
 		`SELECT 1 FROM sessions WHERE id = ?1 AND revoked_at IS NULL`},
 	{func(s *Store) **sql.Stmt { return &s.deleteData },
 		`DELETE FROM session_data WHERE session_id = ?1 AND key = ?2`},
+	// The same read in Create's transaction, under the write lock.
+	{func(s *Store) **sql.Stmt { return &s.generationW }, qGeneration},
+	{func(s *Store) **sql.Stmt { return &s.bumpGeneration },
+		`INSERT INTO user_generations (user_id, generation) VALUES (?1, 1)
+		ON CONFLICT (user_id) DO UPDATE SET generation = generation + 1`},
 	{func(s *Store) **sql.Stmt { return &s.deleteExpired },
 		`DELETE FROM sessions WHERE rowid IN (
 			SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)`},
@@ -204,7 +213,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) {
+	if err == nil || errors.Is(err, sessiond.ErrNotFound) || errors.Is(err, sessiond.ErrDataTooLarge) ||
+		errors.Is(err, sessiond.ErrCredentialsChanged) {
 		return err
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
@@ -220,6 +230,14 @@ func nullString(s string) any {
 	return s
 }
 
+// nullHash is h, or NULL for the zero hash.
+func nullHash(h sessiond.TokenHash) any {
+	if h == (sessiond.TokenHash{}) {
+		return nil
+	}
+	return h[:]
+}
+
 // nullMicros is t in microseconds, or NULL for the zero time.
 func nullMicros(t time.Time) any {
 	if t.IsZero() {
@@ -229,10 +247,21 @@ func nullMicros(t time.Time) any {
 }
 
 // Create implements sessiond.Store. The session's CreatedAt is "now" for the
-// activity of the replaced session and of the user's other sessions.
+// activity of the replaced session and of the user's other sessions. The
+// generation check runs in the insert's transaction, which holds SQLite's
+// write lock, as RevokeByUser's does.
 func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts sessiond.CreateOptions) error {
 	now := micros(sess.CreatedAt)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if g := opts.ExpectGeneration; g != nil && sess.UserID != "" {
+			var cur uint64
+			if err := tx.StmtContext(ctx, s.generationW).QueryRowContext(ctx, sess.UserID).Scan(&cur); err != nil {
+				return err
+			}
+			if cur != *g {
+				return sessiond.ErrCredentialsChanged
+			}
+		}
 		carry := false
 		if opts.Replace != "" && opts.Replace != sess.ID {
 			res, err := tx.StmtContext(ctx, s.revoke).ExecContext(ctx, now, opts.ReplaceReason, opts.Replace)
@@ -258,7 +287,7 @@ func (s *Store) Create(ctx context.Context, sess *sessiond.Session, opts session
 			micros(sess.IdleExpiresAt), micros(sess.AbsoluteExpiresAt),
 			sess.Device.UserAgent, sess.Device.Browser, sess.Device.OS, sess.IP,
 			nullMicros(sess.RevokedAt), sess.RevokeReason, nullMicros(sess.AuthenticatedAt),
-			sess.Transport,
+			sess.Transport, nullMicros(sess.RotatedAt), nullHash(sess.PrevTokenHash),
 		); err != nil {
 			return err
 		}
@@ -377,17 +406,35 @@ func oneRow(res sql.Result, err error) error {
 	return nil
 }
 
-// RevokeByUser implements sessiond.Store: one UPDATE.
+// RevokeByUser implements sessiond.Store: the user's generation and one
+// UPDATE, in one transaction.
 func (s *Store) RevokeByUser(ctx context.Context, userID, exceptID string, now time.Time, reason string) (int, error) {
 	if userID == "" {
 		return 0, ctx.Err()
 	}
-	res, err := s.revokeUser.ExecContext(ctx, micros(now), reason, userID, exceptID)
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.bumpGeneration).ExecContext(ctx, userID); err != nil {
+			return err
+		}
+		res, err := tx.StmtContext(ctx, s.revokeUser).ExecContext(ctx, micros(now), reason, userID, exceptID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, wrap("revoke by user", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), wrap("revoke by user", err)
+	return int(n), nil
+}
+
+// UserGeneration implements sessiond.Store: one read of the read pool.
+func (s *Store) UserGeneration(ctx context.Context, userID string) (uint64, error) {
+	var g uint64
+	err := s.generation.QueryRowContext(ctx, userID).Scan(&g)
+	return g, wrap("user generation", err)
 }
 
 // Data implements sessiond.Store.
@@ -479,11 +526,12 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time, limit int) (in
 // ErrNotFound.
 func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 	s := new(sessiond.Session)
-	err := r.Scan(&s.ID, hashDest{&s.TokenHash}, textDest{&s.UserID}, &s.RememberMe,
+	err := r.Scan(&s.ID, hashDest{h: &s.TokenHash}, textDest{&s.UserID}, &s.RememberMe,
 		microsDest{&s.CreatedAt}, microsDest{&s.LastSeenAt},
 		microsDest{&s.IdleExpiresAt}, microsDest{&s.AbsoluteExpiresAt},
 		&s.Device.UserAgent, &s.Device.Browser, &s.Device.OS, &s.IP,
-		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt}, &s.Transport)
+		microsDest{&s.RevokedAt}, &s.RevokeReason, microsDest{&s.AuthenticatedAt}, &s.Transport,
+		microsDest{&s.RotatedAt}, hashDest{h: &s.PrevTokenHash, null: true})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, sessiond.ErrNotFound
 	}
@@ -495,9 +543,17 @@ func scanSession(r interface{ Scan(...any) error }) (*sessiond.Session, error) {
 
 // hashDest scans a 32-byte BLOB into a TokenHash without an intermediate
 // slice.
-type hashDest struct{ h *sessiond.TokenHash }
+// With null, NULL scans as the zero hash.
+type hashDest struct {
+	h    *sessiond.TokenHash
+	null bool
+}
 
 func (d hashDest) Scan(src any) error {
+	if src == nil && d.null {
+		*d.h = sessiond.TokenHash{}
+		return nil
+	}
 	b, ok := src.([]byte)
 	if !ok || len(b) != len(d.h) {
 		return fmt.Errorf("token_hash: want %d bytes, got %T of length %d", len(d.h), src, len(b))
