@@ -756,8 +756,12 @@ func jwtCookies(t *testing.T, r *Resp, ttl int, rememberMe bool) (access, refres
 	t.Helper()
 	ac, al := setCookies(t, r, accessCookie)
 	rc, rl := setCookies(t, r, refreshCookie)
-	if len(ac) != 1 || len(rc) != 1 {
-		t.Fatalf("%s %s: Set-Cookie %q: want one %s and one %s", r.Method, r.Path, r.Header.Values("Set-Cookie"), accessCookie, refreshCookie)
+	// The refresh token goes in two cookies of one name: one for the
+	// refresh endpoint, one for POST /v1/logout (so that a sign-out ends
+	// the session after the access cookie expired); the same value.
+	if len(ac) != 1 || len(rc) != 2 || rc[1].Path != "/v1/logout" || rc[1].Value != rc[0].Value ||
+		rc[1].MaxAge != rc[0].MaxAge || !rc[1].HttpOnly || !rc[1].Secure || rc[1].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("%s %s: Set-Cookie %q: want one %s and two %s (Path=/v1/token/ and Path=/v1/logout)", r.Method, r.Path, r.Header.Values("Set-Cookie"), accessCookie, refreshCookie)
 	}
 	a, rf := ac[0], rc[0]
 	if !a.HttpOnly || !a.Secure || a.Path != "/" || a.Domain != "" || a.MaxAge != ttl || a.SameSite == http.SameSiteNoneMode {

@@ -35,7 +35,12 @@ func (s *Server) refreshCookieName() string {
 
 // refreshCookiePath scopes the refresh cookie: browsers send it only to
 // /v1/token/refresh and /v1/token/revoke, never to the rest of the API.
-const refreshCookiePath = "/v1/token/"
+// A second cookie of the same name and value is scoped to logoutPath, so
+// that a sign-out ends the session even after the access cookie expired.
+const (
+	refreshCookiePath = "/v1/token/"
+	logoutPath        = "/v1/logout"
+)
 
 // answerJWT answers with a client-side session: a new access token for
 // sess, and its refresh token, in the body or in cookies.
@@ -78,12 +83,17 @@ func (s *Server) setClientCookies(w http.ResponseWriter, sess *sessiond.Session,
 		rc.MaxAge = max(1, int(sess.AbsoluteExpiresAt.Sub(now)/time.Second))
 	}
 	http.SetCookie(w, rc)
+	lc := *rc
+	lc.Path = logoutPath
+	http.SetCookie(w, &lc)
 }
 
 func (s *Server) clearClientCookies(w http.ResponseWriter) {
 	c := s.cfg.Cookie
 	http.SetCookie(w, &http.Cookie{Name: s.accessCookieName(), Path: "/", Secure: !c.Insecure, HttpOnly: true, SameSite: c.SameSite, MaxAge: -1})
-	http.SetCookie(w, &http.Cookie{Name: s.refreshCookieName(), Path: refreshCookiePath, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	for _, path := range []string{refreshCookiePath, logoutPath} {
+		http.SetCookie(w, &http.Cookie{Name: s.refreshCookieName(), Path: path, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	}
 }
 
 // jwks serves the public keys that may verify a live token.

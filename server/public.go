@@ -96,10 +96,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, _ := s.presentedToken(r)
-	clearClient := false
+	clearClient, refresh := false, ""
 	if s.flows.ClientSideOn() {
-		_, err := r.Cookie(s.refreshCookieName())
-		clearClient = err == nil || flows.LooksLikeJWT(tok)
+		if c, err := r.Cookie(s.refreshCookieName()); err == nil {
+			refresh = c.Value
+		}
+		clearClient = refresh != "" || flows.LooksLikeJWT(tok)
 	}
 	// Signing out everywhere may be refused (reauthentication required):
 	// then nothing ended and the cookies stay.
@@ -107,6 +109,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, flows.ErrReauthenticationRequired) {
 		s.writeError(w, r, err)
 		return
+	}
+	if err == nil && refresh != "" {
+		// A client-side browser session whose access cookie expired: its
+		// refresh cookie (the one scoped to this path) still ends it.
+		err = s.flows.RevokeRefreshToken(r.Context(), s.client(r), refresh)
 	}
 	s.cfg.Cookie.Clear(w)
 	if clearClient {
