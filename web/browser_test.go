@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,12 +29,12 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/internal/browsertest"
 	"github.com/sessiond/sessiond/sessionhttp"
 	"github.com/sessiond/sessiond/sqlite"
 )
@@ -45,29 +44,10 @@ import (
 const (
 	uaLinuxChrome  = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 	uaWindowsEdge  = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"
-	actionTimeout  = 30 * time.Second
 	requireEnvName = "SESSIOND_REQUIRE_BACKENDS"
 )
 
 func required() bool { return os.Getenv(requireEnvName) == "1" }
-
-// chromiumPath finds the browser or skips the test (fails it in CI).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SESSIOND_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if required() {
-		t.Fatal("no chromium found (install it with scripts/browser.sh) and " + requireEnvName + "=1")
-	}
-	t.Skip("no chromium found; scripts/browser.sh installs it")
-	return ""
-}
 
 // axeSource returns axe-core's script, or "" when it is not installed and
 // the scans may be skipped.
@@ -151,111 +131,32 @@ func (s *liveServer) register(t *testing.T, email string) {
 	}
 }
 
-// chrome is one headless browser on a profile directory.
+// chrome is one headless browser on a profile directory, with the steps
+// of internal/browsertest and the pages' own.
 type chrome struct {
-	t           *testing.T
-	srv         *liveServer
-	ctx         context.Context
-	cancelAlloc context.CancelFunc
-	closed      bool
+	*browsertest.Browser
+	t   *testing.T
+	srv *liveServer
 }
 
 // startChrome starts a browser on profile (a directory that outlives it,
 // for restarts) with the user agent ua.
 func startChrome(t *testing.T, srv *liveServer, profile, ua string) *chrome {
 	t.Helper()
-	exe := chromiumPath(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(profile),
-		chromedp.NoSandbox, // as root in CI
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("lang", "en-US"),
-		chromedp.WindowSize(1200, 900),
-		chromedp.UserAgent(ua),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, _ := chromedp.NewContext(allocCtx)
-	c := &chrome{t: t, srv: srv, ctx: ctx, cancelAlloc: cancelAlloc}
-	// The first Do starts the browser and ties its life to the context it
-	// is given: ctx itself, not one with a deadline.
-	if err := chromedp.Do(ctx); err != nil {
-		cancelAlloc()
-		t.Fatalf("starting %s: %v", exe, err)
-	}
-	t.Cleanup(c.close)
-	return c
+	b := browsertest.Start(t, srv.url, browsertest.Options{Profile: profile, UserAgent: ua})
+	return &chrome{Browser: b, t: t, srv: srv}
 }
 
-// close shuts the browser down gracefully, so that its profile keeps the
-// persistent cookies for the next start.
-func (c *chrome) close() {
-	if c.closed {
-		return
-	}
-	c.closed = true
-	ctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Cancel(ctx); err != nil {
-		c.t.Logf("closing the browser: %v", err)
-	}
-	c.cancelAlloc()
-}
-
-// do runs steps with a deadline.
-func (c *chrome) do(steps ...chromedp.Action[chromedp.Void]) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		c.t.Fatalf("browser: %v (at %s)", err, c.location())
-	}
-}
+func (c *chrome) close()                                     { c.Close() }
+func (c *chrome) do(steps ...chromedp.Action[chromedp.Void]) { c.t.Helper(); c.Do(steps...) }
+func (c *chrome) location() string                           { return c.Location() }
+func (c *chrome) open(path string) string                    { c.t.Helper(); return c.Open(path) }
+func (c *chrome) submit(sel string) string                   { c.t.Helper(); return c.Submit(sel) }
+func (c *chrome) text(sel string) string                     { c.t.Helper(); return c.Text(sel) }
 
 func run[T any](c *chrome, a chromedp.Action[T]) T {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		c.t.Fatalf("browser: %v", err)
-	}
-	return v
-}
-
-func (c *chrome) location() string {
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	return loc
-}
-
-// open loads path and returns where the browser ended up (after
-// redirects), as a path with its query.
-func (c *chrome) open(path string) string {
-	c.t.Helper()
-	c.do(chromedp.Navigate(c.srv.url + path))
-	return strings.TrimPrefix(c.location(), c.srv.url)
-}
-
-// submit clicks sel, a submit button, and waits for the next page.
-func (c *chrome) submit(sel string) string {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel)))); err != nil {
-		c.t.Fatalf("submitting %s: %v (at %s)", sel, err, c.location())
-	}
-	return strings.TrimPrefix(c.location(), c.srv.url)
-}
-
-func (c *chrome) text(sel string) string {
-	c.t.Helper()
-	return run(c, chromedp.Text(chromedp.CSS(sel)))
+	return browsertest.Run(c.Browser, a)
 }
 
 // signIn signs in through the form of /login (or the page it is on).
@@ -278,18 +179,7 @@ func (c *chrome) signIn(email string, remember bool) string {
 // sessionCookie returns the session cookie as the browser holds it.
 func (c *chrome) sessionCookie() *network.Cookie {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, actionTimeout)
-	defer cancel()
-	res, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{c.srv.url + "/"}})
-	if err != nil {
-		c.t.Fatalf("Network.getCookies: %v", err)
-	}
-	for _, ck := range res.Cookies {
-		if ck.Name == sessionhttp.DefaultCookieName {
-			return ck
-		}
-	}
-	return nil
+	return c.Cookie(sessionhttp.DefaultCookieName)
 }
 
 // shot saves a full-page screenshot as name.png.
