@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/sessionhttp"
 	"github.com/sessiond/sessiond/sqlite"
+	"github.com/sessiond/sessiond/storetest"
 )
 
 // The handlers over real HTTP (TLS, so that the client's cookie jar keeps
@@ -32,7 +32,7 @@ const testPassword = "correct horse battery staple"
 // accounts behind it for looking at what the requests did.
 type testShop struct {
 	url      string
-	clock    *fakeClock // the clock of the per-address limit
+	clock    *storetest.Clock // the clock of the per-address limit
 	manager  *sessiond.Manager
 	accounts *account.Service
 	srv      *httptest.Server
@@ -70,28 +70,11 @@ func serveShop(t *testing.T, serve func(http.Handler) *httptest.Server) *testSho
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{t: time.Now()}
+	clock := storetest.NewClock()
 	s.attempts.now = clock.Now
 	srv := serve(s.handler())
 	t.Cleanup(srv.Close)
 	return &testShop{url: srv.URL, clock: clock, manager: manager, accounts: accounts, srv: srv}
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // visitor is one browser: a cookie jar that does not follow redirects, so
@@ -541,7 +524,7 @@ func TestAttemptsLimitedPerAddress(t *testing.T) {
 // TestAddrLimiter: addresses are limited apart, and the limiter forgets
 // addresses rather than grow past maxTrackedAddrs.
 func TestAddrLimiter(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := storetest.NewClock()
 	l := newAddrLimiter(clock.Now)
 	for range attemptBurst {
 		l.allow("192.0.2.1")
