@@ -57,17 +57,31 @@ func (p Policy) touchInterval(remember bool) time.Duration {
 // Sessions is the net/http side of sealed sessions, shaped like
 // sessionhttp.Sessions: Middleware loads the cookie, FromContext reads it,
 // Login, Logout, Put and Delete change it and write the cookie at once
-// (call them before the handler writes its body).
+// (call them before the handler writes its body). Like
+// sessionhttp.Sessions, it refuses cross-origin state changes by default.
 type Sessions struct {
 	keys   *Keys
 	cookie sessionhttp.Cookie
 	policy Policy
 	now    func() time.Time
+
+	// CrossOrigin checks every request with a method other than GET, HEAD
+	// and OPTIONS: one that a browser marks as cross-origin (Sec-Fetch-Site,
+	// or an Origin other than the request's Host) is answered 403 before
+	// its session is opened, so a cross-site form or fetch that carries the
+	// session cookie changes nothing. Default, set by New:
+	// http.NewCrossOriginProtection(), which trusts no other origin; trust
+	// one with CrossOrigin.AddTrustedOrigin.
+	CrossOrigin *http.CrossOriginProtection
+	// AllowCrossOrigin turns the check off, for an app that protects its
+	// state changes itself. Default false. Set it before Middleware.
+	AllowCrossOrigin bool
 }
 
 // New returns Sessions sealing with keys.
 func New(keys *Keys, cookie sessionhttp.Cookie, p Policy) *Sessions {
-	return &Sessions{keys: keys, cookie: cookie.WithDefaults(), policy: p.withDefaults(), now: time.Now}
+	return &Sessions{keys: keys, cookie: cookie.WithDefaults(), policy: p.withDefaults(), now: time.Now,
+		CrossOrigin: http.NewCrossOriginProtection()}
 }
 
 // WithClock replaces the clock, for tests.
@@ -88,8 +102,21 @@ func FromContext(ctx context.Context) (*Session, bool) {
 
 // Middleware opens the session cookie; an invalid or expired one is
 // cleared. A session used after its touch interval is re-sealed with a
-// slid idle deadline.
+// slid idle deadline. A cross-origin state change is refused first (see
+// CrossOrigin).
 func (s *Sessions) Middleware(next http.Handler) http.Handler {
+	open := s.open(next)
+	if s.AllowCrossOrigin {
+		return open
+	}
+	co := s.CrossOrigin
+	if co == nil {
+		co = http.NewCrossOriginProtection()
+	}
+	return co.Handler(open)
+}
+
+func (s *Sessions) open(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &state{}
 		if c, err := r.Cookie(s.cookie.Name); err == nil {
