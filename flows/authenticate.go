@@ -59,31 +59,41 @@ func (f *Flows) AuthenticateUser(ctx context.Context, c Client, tok string) (Cal
 	return cl, u, nil
 }
 
+// Introspection is what Introspect tells of a token.
+type Introspection struct {
+	// Active: the token is that of an active session (of an existing
+	// user). Session and User are set only then; User is nil for an
+	// anonymous session.
+	Active  bool
+	Session *sessiond.Session
+	User    *account.User
+}
+
 // Introspect tells an administrator whether tok is the token of an active
-// session (active false, no error, when it is not) and returns the session
-// and its user (nil for an anonymous session). It is a use of the session,
-// like Authenticate, but without the hijack rule: the administrator's
-// caller is not the session's client.
-func (f *Flows) Introspect(ctx context.Context, tok string) (active bool, sess *sessiond.Session, u *account.User, err error) {
-	sess, err = f.sessions.Validate(ctx, tok)
+// session. It is a use of the session, like Authenticate, but without the
+// hijack rule: the administrator's caller is not the session's client. An
+// error is a store failure.
+func (f *Flows) Introspect(ctx context.Context, tok string) (Introspection, error) {
+	sess, err := f.sessions.Validate(ctx, tok)
 	if err != nil {
 		f.metrics.countRejection(err)
 		if sessiond.IsRejection(err) {
-			return false, nil, nil, nil
+			return Introspection{}, nil
 		}
-		return false, nil, nil, err
+		return Introspection{}, err
 	}
+	var u *account.User
 	if !sess.Anonymous() {
 		u, err = f.accounts.User(ctx, sess.UserID)
 		switch {
 		case errors.Is(err, account.ErrUserNotFound):
-			return false, nil, nil, nil
+			return Introspection{}, nil
 		case err != nil:
-			return false, nil, nil, err
+			return Introspection{}, err
 		}
 	}
 	f.metrics.validated.Inc()
-	return true, sess, u, nil
+	return Introspection{Active: true, Session: sess, User: u}, nil
 }
 
 // IsUnauthenticated reports whether err means the request signs no one in

@@ -56,14 +56,14 @@ func (s *Server) adminValidate(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	active, sess, u, err := s.flows.Introspect(r.Context(), req.Token)
+	in, err := s.flows.Introspect(r.Context(), req.Token)
 	switch {
 	case err != nil:
 		s.writeError(w, r, err)
-	case !active:
+	case !in.Active:
 		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"active": true, "session": viewSession(sess, false), "user": viewUser(u)})
+		writeJSON(w, http.StatusOK, map[string]any{"active": true, "session": viewSession(in.Session, false), "user": viewUser(in.User)})
 	}
 }
 
