@@ -24,19 +24,19 @@ type AdminSessionParams struct {
 }
 
 // AdminCreateSession starts a session for a user without a proof of the
-// password (AuthenticatedAt stays zero) and not bound to a browser. It
-// returns the transport the token is handed out with.
-func (f *Flows) AdminCreateSession(ctx context.Context, c Client, p AdminSessionParams) (*SignedIn, string, error) {
+// password (AuthenticatedAt stays zero) and not bound to a browser (the
+// result's Transport is token or jwt).
+func (f *Flows) AdminCreateSession(ctx context.Context, c Client, p AdminSessionParams) (*SignedIn, error) {
 	transport := p.Transport
 	if transport == "" || transport == sessiond.TransportCookie || transport == sessiond.TransportJWTCookie {
 		transport = sessiond.TransportToken
 	}
 	if p.UserID == "" {
-		return nil, "", ErrMissingUserID
+		return nil, ErrMissingUserID
 	}
 	u, err := f.accounts.User(ctx, p.UserID)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	cp := sessiond.CreateParams{
 		UserID: u.ID, RememberMe: p.RememberMe, UserAgent: c.UserAgent, IP: c.IP(), Data: p.Data,
@@ -47,11 +47,11 @@ func (f *Flows) AdminCreateSession(ctx context.Context, c Client, p AdminSession
 	}
 	sess, tok, err := f.sessions.Create(ctx, cp)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	f.metrics.created.WithLabelValues("user").Inc()
 	f.log.InfoContext(ctx, "session created by admin", "user_id", u.ID, "session_id", sess.ID)
-	return &SignedIn{Session: sess, Token: tok, User: u}, transport, nil
+	return &SignedIn{Session: sess, Token: tok, User: u, Transport: transport}, nil
 }
 
 // AdminRevokeSession ends the session id, records it and tells its user.

@@ -62,6 +62,8 @@ type SignedIn struct {
 	// transport the first refresh token of its chain.
 	Token string
 	User  *account.User
+	// Transport is how the token is to be handed out.
+	Transport string
 }
 
 // SignIn checks a sign-in's password, under the per-address limit
@@ -163,7 +165,7 @@ func (f *Flows) StartSession(ctx context.Context, c Client, u *account.User, p S
 			"signed_in_at": rfc3339(sess.CreatedAt),
 		})
 	}
-	return &SignedIn{Session: sess, Token: tok, User: u}, nil
+	return &SignedIn{Session: sess, Token: tok, User: u, Transport: p.Transport}, nil
 }
 
 // SignOut ends the session of tok (a session token or an access token),

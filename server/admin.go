@@ -35,14 +35,14 @@ func (s *Server) adminCreateSession(w http.ResponseWriter, r *http.Request) {
 			data[k] = v
 		}
 	}
-	in, transport, err := s.flows.AdminCreateSession(r.Context(), s.client(r), flows.AdminSessionParams{
+	in, err := s.flows.AdminCreateSession(r.Context(), s.client(r), flows.AdminSessionParams{
 		UserID: req.UserID, RememberMe: req.RememberMe, Data: data, Transport: transport})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if transport == sessiond.TransportJWT {
-		s.answerJWT(w, r, in.Session, in.Token, nil, transport, nil, http.StatusCreated)
+	if in.Transport == sessiond.TransportJWT {
+		s.answerJWT(w, r, in.Session, in.Token, nil, in.Transport, nil, http.StatusCreated)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"session": viewSession(in.Session, false), "token": in.Token})
