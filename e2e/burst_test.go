@@ -14,9 +14,7 @@ import (
 // all pass it while the first ones are still being hashed. Of 150
 // concurrent wrong sign-ins with --login-rate-per-ip 20, at most the
 // bucket (20, plus what refills during the burst) are answered 401; the
-// rest are 429. The same holds for reauthentication, which shares the
-// budget. A right password afterwards is refused too (the budget is
-// spent), and a success gives its charge back.
+// rest are 429 (with Retry-After). A success gives its charge back.
 func TestConcurrentGuessesMeetTheLimit(t *testing.T) {
 	t.Parallel()
 	const limit, burst = 20, 150
@@ -28,9 +26,10 @@ func TestConcurrentGuessesMeetTheLimit(t *testing.T) {
 		login(t, s, u)
 	}
 	var (
-		mu    sync.Mutex
-		codes = map[int]int{}
-		wg    sync.WaitGroup
+		mu      sync.Mutex
+		codes   = map[int]int{}
+		noRetry int // 429s without Retry-After
+		wg      sync.WaitGroup
 	)
 	start := time.Now()
 	for i := range burst {
@@ -38,6 +37,9 @@ func TestConcurrentGuessesMeetTheLimit(t *testing.T) {
 			r := tryLogin(t, s, u.Email, "wrong-"+strconv.Itoa(i))
 			mu.Lock()
 			codes[r.Status]++
+			if r.Status == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
+				noRetry++
+			}
 			mu.Unlock()
 		})
 	}
@@ -48,10 +50,8 @@ func TestConcurrentGuessesMeetTheLimit(t *testing.T) {
 		codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != burst {
 		t.Fatalf("%d concurrent wrong sign-ins in %v: answers %v, want at most %d 401 and the rest 429", burst, took, codes, allowed)
 	}
-	r := tryLogin(t, s, u.Email, u.Password)
-	wantError(t, r, http.StatusTooManyRequests, "rate_limited")
-	if r.Header.Get("Retry-After") == "" {
-		t.Error("429 without Retry-After")
+	if noRetry > 0 {
+		t.Errorf("%d answers 429 without Retry-After", noRetry)
 	}
 	t.Logf("%d concurrent wrong sign-ins from one address in %v: %d answered 401, %d answered 429 (limit %d/min)",
 		burst, took.Round(time.Millisecond), codes[http.StatusUnauthorized], codes[http.StatusTooManyRequests], limit)
