@@ -225,9 +225,12 @@ func (k *soak) visit(rng *rand.Rand) {
 	}
 	var carry string
 	if rng.IntN(4) == 0 {
-		// A visitor fills a cart before signing in.
-		carry = k.call("PUT", "/v1/session/data/cart", J{"items": rng.IntN(9)}, http.StatusNoContent).cookie
-		k.call("GET", "/v1/session/data", nil, http.StatusOK, "Cookie", cookieName+"="+carry)
+		// A visitor fills a cart before signing in, from an address of
+		// its own behind the proxy (new anonymous sessions are limited
+		// per address).
+		ip := fmt.Sprintf("203.0.%d.%d", rng.IntN(256), rng.IntN(256))
+		carry = k.call("PUT", "/v1/session/data/cart", J{"items": rng.IntN(9)}, http.StatusNoContent, "X-Forwarded-For", ip).cookie
+		k.call("GET", "/v1/session/data", nil, http.StatusOK, "Cookie", cookieName+"="+carry, "X-Forwarded-For", ip)
 	}
 	transport := []string{"token", "cookie", "jwt"}[rng.IntN(3)]
 	cookieHdr := ""
