@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/account"
 	"github.com/sessiond/sessiond/audit"
+	"github.com/sessiond/sessiond/breaker"
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/redis"
 	"github.com/sessiond/sessiond/sqlite"
@@ -35,6 +37,35 @@ type backend struct {
 	// changes, when set, delivers the ids of sessions changed by other
 	// nodes (nil ids: anything may have changed) until ctx ends.
 	changes func(ctx context.Context, fn func(ids []string)) error
+	// breakers are the circuit breakers in front of the network stores'
+	// sessions (see package breaker), one per store, for the metrics.
+	breakers []*breaker.Breaker
+}
+
+// withBreaker puts st behind a circuit breaker named name, so that once
+// the store is known to be unreachable, validations fail closed (503) at
+// once instead of each waiting for the store's timeout and retries.
+func (b *backend) withBreaker(name string, st sessiond.Store, log *slog.Logger) sessiond.Store {
+	br := breaker.New(breaker.Config{Name: name, Logger: log})
+	b.breakers = append(b.breakers, br)
+	return breaker.WrapStore(st, br)
+}
+
+// circuitCollectors are the metrics of the breakers: per store, its state
+// (0 closed, 1 open, 2 half-open) and how many calls it refused.
+func (b *backend) circuitCollectors() []prometheus.Collector {
+	var cs []prometheus.Collector
+	for _, br := range b.breakers {
+		labels := prometheus.Labels{"store": br.Name()}
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessiond_store_circuit_state",
+				Help:        "State of the store's circuit breaker: 0 closed, 1 open (calls fail at once), 2 half-open (probing).",
+				ConstLabels: labels}, func() float64 { return float64(br.State()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessiond_store_circuit_rejected_total",
+				Help:        "Store calls refused at once by the store's open circuit breaker.",
+				ConstLabels: labels}, func() float64 { return float64(br.Rejected()) }))
+	}
+	return cs
 }
 
 func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, error) {
@@ -84,9 +115,11 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 			}
 			return nil, fmt.Errorf("opening %s: %w", redactURL(redisURL), err)
 		}
-		b.sessions = rs
+		b.sessions = b.withBreaker("redis", rs, log)
 		b.cacheable, b.changes = true, rs.Listen
 		closers, pings = append(closers, rs.Close), append(pings, rs.Ping)
+	} else if kind == dbPostgres {
+		b.sessions = b.withBreaker("postgres", b.sessions, log)
 	}
 	b.ping = func(ctx context.Context) error {
 		for _, p := range pings {

@@ -206,12 +206,15 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	if err != nil {
 		return fail(err)
 	}
+	reg := server.NewRegistry()
+	reg.MustRegister(b.circuitCollectors()...)
 	a.server, err = server.New(c.serverConfig(), server.Deps{
 		Flows:    a.flows,
 		Sessions: a.sessions,
 		Accounts: a.accounts,
 		Ready:    b.ping,
 		Logger:   log,
+		Registry: reg,
 		Audit:    b.audit,
 		Webhooks: a.webhooks,
 	})
