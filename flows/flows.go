@@ -35,6 +35,11 @@ const (
 	DefaultAnonymousRatePerIP  = 60
 )
 
+// ResetAccountCapFactor is how many times Config.ResetRatePerAccount one
+// account may be sent reset messages per hour, for requests from every
+// address together: 20 an hour by default.
+const ResetAccountCapFactor = 4
+
 // Config holds the settings of the flows. Zero values are the documented
 // defaults.
 type Config struct {
@@ -47,7 +52,10 @@ type Config struct {
 	// ResetRatePerAccount and ResetRatePerIP cap password-reset requests
 	// per hour; requests over them are answered as usual but send
 	// nothing. Defaults DefaultResetRatePerAccount and
-	// DefaultResetRatePerIP.
+	// DefaultResetRatePerIP. ResetRatePerAccount is counted per account
+	// and client address, so that strangers cannot use up the owner's
+	// allowance; every address together may send ResetAccountCapFactor
+	// times as many for one account (see StartReset).
 	ResetRatePerAccount int
 	ResetRatePerIP      int
 	// AnonymousRatePerIP is how many anonymous sessions (visitors' data
@@ -96,7 +104,8 @@ type Flows struct {
 	loginLimiter *limiterSet // nil: off
 	anonLimiter  *limiterSet // nil: off
 	resetByIP    *limiterSet
-	resetByUser  *limiterSet
+	resetByUser  *limiterSet   // per account and client address
+	resetCap     *limiterSet   // per account, every address together
 	background   chan struct{} // bounds notification goroutines
 	addrSeen     addressesSeen // hijack.go
 }
@@ -151,6 +160,8 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	}
 	f.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
 	f.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)
+	accountCap := ResetAccountCapFactor * cfg.ResetRatePerAccount
+	f.resetCap = newLimiterSet(float64(accountCap)/3600, accountCap)
 	return f, nil
 }
 

@@ -71,17 +71,32 @@ func (f *Flows) rotate(ctx context.Context, caller Caller) (*sessiond.Session, s
 // per-account limits. Known and unknown emails answer alike: the lookup
 // and the delivery run after the answer. An address that is not one is
 // account.ErrInvalidEmail.
+//
+// The per-account allowance (Config.ResetRatePerAccount) is counted per
+// account and client address (addrKey: IPv6 by /64), so that strangers
+// asking for resets of someone else's account use up their own allowance
+// and not the owner's: the owner, asking from an address of their own,
+// still gets a message. One account is sent at most ResetAccountCapFactor
+// allowances an hour over every address together, so that a flood from
+// many addresses cannot fill its inbox; only such a flood (as many
+// addresses as the factor, each at its limit) can still silence the
+// owner for the rest of the hour.
 func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 	email, err := account.NormalizeEmail(email)
 	if err != nil {
 		return err
 	}
 	now := f.Now()
-	if ok, _ := f.resetByIP.take(addrKey(c.Addr), now); !ok {
+	from := addrKey(c.Addr)
+	if ok, _ := f.resetByIP.take(from, now); !ok {
 		f.metrics.resets.WithLabelValues("limited").Inc()
 		return nil
 	}
-	if ok, _ := f.resetByUser.take(email, now); !ok {
+	if ok, _ := f.resetByUser.take(email+" "+from, now); !ok {
+		f.metrics.resets.WithLabelValues("limited").Inc()
+		return nil
+	}
+	if ok, _ := f.resetCap.take(email, now); !ok {
 		f.metrics.resets.WithLabelValues("limited").Inc()
 		return nil
 	}
