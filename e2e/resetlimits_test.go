@@ -132,3 +132,40 @@ func TestStrangersCannotSilenceTheOwnersReset(t *testing.T) {
 		t.Fatalf("%d reset messages for one account from many addresses, want the cap of 12", got)
 	}
 }
+
+// TestResetLimitHoldsAcrossNodes: the per-account limit of reset requests
+// used to be counted by each node for itself (21 requests over three
+// nodes sent 15 messages). Two nodes on one PostgreSQL database now hold
+// an account to the documented limit together: 5 an hour from one
+// address, 20 from every address together.
+func TestResetLimitHoldsAcrossNodes(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2, []string{"--database", postgresDB(t), "--trusted-proxies", "127.0.0.1/32"})
+	u := newUser(t, nodes[0])
+	sent := func() int {
+		n := 0
+		for _, s := range nodes {
+			n += len(outboxTokens(t, s, u.Email))
+		}
+		return n
+	}
+
+	requests := 0
+	for i := range 12 {
+		resetFrom(t, nodes[i%2], u.Email, "203.0.113.7")
+		requests++
+	}
+	settleResets(t, nodes, requests)
+	if got := sent(); got != 5 {
+		t.Fatalf("12 requests from one address over two nodes sent %d messages, want 5", got)
+	}
+
+	for i := range 30 {
+		resetFrom(t, nodes[i%2], u.Email, fmt.Sprintf("192.0.2.%d", 10+i%6))
+		requests++
+	}
+	settleResets(t, nodes, requests)
+	if got := sent(); got != 20 {
+		t.Fatalf("42 requests from seven addresses over two nodes sent %d messages, want the cap of 20", got)
+	}
+}

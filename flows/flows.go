@@ -55,7 +55,9 @@ type Config struct {
 	// DefaultResetRatePerIP. ResetRatePerAccount is counted per account
 	// and client address, so that strangers cannot use up the owner's
 	// allowance; every address together may send ResetAccountCapFactor
-	// times as many for one account (see StartReset).
+	// times as many for one account (see StartReset). The per-account
+	// counts are kept in the account store, so they hold over every node
+	// that shares it; ResetRatePerIP is counted by each node for itself.
 	ResetRatePerAccount int
 	ResetRatePerIP      int
 	// AnonymousRatePerIP is how many anonymous sessions (visitors' data
@@ -101,11 +103,9 @@ type Flows struct {
 	metrics    *metrics
 	clientSide *ClientSide // nil: client-side sessions off
 
-	loginLimiter *limiterSet // nil: off
-	anonLimiter  *limiterSet // nil: off
-	resetByIP    *limiterSet
-	resetByUser  *limiterSet   // per account and client address
-	resetCap     *limiterSet   // per account, every address together
+	loginLimiter *limiterSet   // nil: off
+	anonLimiter  *limiterSet   // nil: off
+	resetByIP    *limiterSet   // per node; the per-account limit is in the store
 	background   chan struct{} // bounds notification goroutines
 	addrSeen     addressesSeen // hijack.go
 }
@@ -159,9 +159,6 @@ func New(cfg Config, d Deps) (*Flows, error) {
 		f.anonLimiter = newLimiterSet(float64(cfg.AnonymousRatePerIP)/60, cfg.AnonymousRatePerIP)
 	}
 	f.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
-	f.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)
-	accountCap := ResetAccountCapFactor * cfg.ResetRatePerAccount
-	f.resetCap = newLimiterSet(float64(accountCap)/3600, accountCap)
 	return f, nil
 }
 
