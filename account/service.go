@@ -509,32 +509,72 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, newPassword s
 // time, nil) after about the same work, so that the answer can be the
 // same. A malformed email gives ErrInvalidEmail.
 func (s *Service) RequestReset(ctx context.Context, email string) (token string, u *User, expiresAt time.Time, err error) {
+	r, err := s.requestReset(ctx, email, "", nil)
+	return r.Token, r.User, r.ExpiresAt, err
+}
+
+// ResetRequest is what RequestResetFrom did.
+type ResetRequest struct {
+	// Token is the new reset token, which the caller must deliver to User
+	// and nobody else; empty when none was issued.
+	Token string
+	// User is the account; nil for an unknown email.
+	User *User
+	// ExpiresAt is when Token stops working.
+	ExpiresAt time.Time
+	// Limited says the account is known but over its limit of reset
+	// requests: no token was issued.
+	Limited bool
+}
+
+// RequestResetFrom is RequestReset for a request from the client key from
+// (an address, an IPv6 /64), held to l: the request is counted in the
+// store, which every node shares, and a known account over the limit gets
+// no token (Limited). Unknown emails are not counted.
+func (s *Service) RequestResetFrom(ctx context.Context, email, from string, l ResetLimit) (ResetRequest, error) {
+	return s.requestReset(ctx, email, from, &l)
+}
+
+// requestReset is RequestReset, and with l non-nil RequestResetFrom.
+func (s *Service) requestReset(ctx context.Context, email, from string, l *ResetLimit) (ResetRequest, error) {
 	normalized, err := NormalizeEmail(email)
 	if err != nil {
-		return "", nil, time.Time{}, err
+		return ResetRequest{}, err
 	}
-	u, err = s.userByEmail(ctx, email, normalized)
+	u, err := s.userByEmail(ctx, email, normalized)
 	switch {
 	case errors.Is(err, ErrUserNotFound):
 		// Do the same token work as for a known user, and wait out the
 		// store write.
 		if _, _, err := s.newResetToken(); err != nil {
-			return "", nil, time.Time{}, err
+			return ResetRequest{}, err
 		}
 		if err := s.resetCost.pad(ctx); err != nil {
-			return "", nil, time.Time{}, err
+			return ResetRequest{}, err
 		}
-		return "", nil, time.Time{}, nil
+		return ResetRequest{}, nil
 	case err != nil:
-		return "", nil, time.Time{}, err
+		return ResetRequest{}, err
+	}
+	if l != nil {
+		ok, err := s.store.TakeResetRequest(ctx, u.ID, from, s.Now(), *l)
+		switch {
+		case errors.Is(err, ErrUserNotFound): // deleted meanwhile
+			return ResetRequest{}, nil
+		case err != nil:
+			return ResetRequest{}, err
+		}
+		if !ok {
+			return ResetRequest{User: public(u), Limited: true}, nil
+		}
 	}
 	start := time.Now()
-	token, expiresAt, err = s.issueResetToken(ctx, u.ID)
+	token, expiresAt, err := s.issueResetToken(ctx, u.ID)
 	if err != nil {
-		return "", nil, time.Time{}, err
+		return ResetRequest{}, err
 	}
 	s.resetCost.observe(time.Since(start))
-	return token, public(u), expiresAt, nil
+	return ResetRequest{Token: token, User: public(u), ExpiresAt: expiresAt}, nil
 }
 
 // IssueResetToken returns a new reset token for the user id (for the admin

@@ -58,6 +58,16 @@ type Lockout struct {
 	LockedUntil time.Time
 }
 
+// ResetLimit bounds the password-reset requests of one account that may
+// issue a token, over a sliding window: fewer than PerKey from one client
+// key (an address, an IPv6 /64) and fewer than Total from every key
+// together in the Window before a request. Limits of zero or less refuse
+// every request.
+type ResetLimit struct {
+	Window        time.Duration
+	PerKey, Total int
+}
+
 // Store keeps accounts, their lockout state and password-reset tokens.
 // It is dumb like sessiond.Store: every rule (normalising emails, hashing,
 // policies, lockout arithmetic, token format) lives in Service.
@@ -110,6 +120,17 @@ type Store interface {
 	// deleting the user's other reset tokens in the same step. A missing
 	// user gives ErrUserNotFound.
 	CreateResetToken(ctx context.Context, userID string, hash [32]byte, expiresAt time.Time) error
+	// TakeResetRequest counts a password-reset request for the user from
+	// the client key from at now, when it fits l: the user's counted
+	// requests after now - l.Window number fewer than l.Total, and those
+	// from from fewer than l.PerKey. It reports whether it counted the
+	// request; one that does not fit changes nothing. The check and the
+	// count are one atomic step over every process sharing the store: of
+	// concurrent calls exactly as many report true as fit. Requests at or
+	// before now - l.Window are forgotten (the store may delete them).
+	// A missing user gives ErrUserNotFound; DeleteUser forgets the user's
+	// requests.
+	TakeResetRequest(ctx context.Context, userID, from string, now time.Time, l ResetLimit) (bool, error)
 	// ConsumeResetToken deletes the reset token with that hash and returns
 	// its user, when it exists and expires after now; otherwise
 	// ErrInvalidResetToken. Of concurrent calls for one token exactly one

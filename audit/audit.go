@@ -182,15 +182,20 @@ var ErrInvalidEvent = errors.New("audit: event needs an ID, a user, a type and a
 //   - List returns the user's events that pass the filter, the newest
 //     first (equal times: the later recorded first), at most
 //     f.EffectiveLimit() of them; an unknown user has none (no error).
-//   - HasDevice reports whether the user has a SignedIn event with exactly
-//     this browser and OS.
-//   - DeleteBefore removes every event older than t and returns how many.
+//   - AddDevice records that the user signed in at at from exactly this
+//     browser and OS (the device), and reports whether the store had no
+//     record of it: the record is unique per user and device, so of
+//     concurrent calls for one device, from any process sharing the store,
+//     exactly one reports true. A known device's record keeps the latest
+//     time given.
+//   - DeleteBefore removes every event older than t and returns how many;
+//     it also forgets the devices last recorded before t (not counted).
 //   - Every method is safe for concurrent use; errors are failures of the
 //     store itself.
 type Store interface {
 	Record(ctx context.Context, e *Event) error
 	List(ctx context.Context, userID string, f Filter) ([]Event, error)
-	HasDevice(ctx context.Context, userID, browser, os string) (bool, error)
+	AddDevice(ctx context.Context, userID, browser, os string, at time.Time) (added bool, err error)
 	DeleteBefore(ctx context.Context, t time.Time) (int, error)
 }
 

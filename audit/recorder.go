@@ -88,21 +88,26 @@ func (r *Recorder) record(ctx context.Context, c Client, userID, typ, sessionID 
 // SignedIn records a sign-in to session sessionID, and after it a
 // NewDevice event when the user has signed in before but never from the
 // client's browser and OS family; it reports whether it recorded one.
+//
+// The device is added to the store's unique record of the user's devices
+// (Store.AddDevice) rather than looked for in the trail and then written:
+// two nodes seeing the same new device at once would both have found it
+// missing, and both have told the user. Of concurrent sign-ins from one
+// new device exactly one adds it, so exactly one is new.
 func (r *Recorder) SignedIn(ctx context.Context, userID, sessionID string) (newDevice bool) {
 	if !r.Enabled() || userID == "" {
 		return false
 	}
 	c, at := ClientFrom(ctx), r.now()
-	isNew := false
-	known, err := r.Store.HasDevice(ctx, userID, c.Browser, c.OS)
-	if err == nil && !known {
-		var before []Event
-		before, err = r.Store.List(ctx, userID, Filter{Types: []string{SignedIn}, Limit: 1})
-		isNew = err == nil && len(before) > 0
+	before, err := r.Store.List(ctx, userID, Filter{Types: []string{SignedIn}, Limit: 1})
+	added := false
+	if err == nil {
+		added, err = r.Store.AddDevice(ctx, userID, c.Browser, c.OS, at)
 	}
 	if err != nil {
 		r.log().ErrorContext(ctx, "checking for a new device failed", "user_id", userID, "err", err)
 	}
+	isNew := added && len(before) > 0
 	r.record(ctx, c, userID, SignedIn, sessionID, nil, at)
 	if isNew {
 		r.record(ctx, c, userID, NewDevice, sessionID, nil, at)

@@ -35,6 +35,11 @@ const (
 	DefaultAnonymousRatePerIP  = 60
 )
 
+// ResetAccountCapFactor is how many times Config.ResetRatePerAccount one
+// account may be sent reset messages per hour, for requests from every
+// address together: 20 an hour by default.
+const ResetAccountCapFactor = 4
+
 // Config holds the settings of the flows. Zero values are the documented
 // defaults.
 type Config struct {
@@ -47,7 +52,12 @@ type Config struct {
 	// ResetRatePerAccount and ResetRatePerIP cap password-reset requests
 	// per hour; requests over them are answered as usual but send
 	// nothing. Defaults DefaultResetRatePerAccount and
-	// DefaultResetRatePerIP.
+	// DefaultResetRatePerIP. ResetRatePerAccount is counted per account
+	// and client address, so that strangers cannot use up the owner's
+	// allowance; every address together may send ResetAccountCapFactor
+	// times as many for one account (see StartReset). The per-account
+	// counts are kept in the account store, so they hold over every node
+	// that shares it; ResetRatePerIP is counted by each node for itself.
 	ResetRatePerAccount int
 	ResetRatePerIP      int
 	// AnonymousRatePerIP is how many anonymous sessions (visitors' data
@@ -93,10 +103,9 @@ type Flows struct {
 	metrics    *metrics
 	clientSide *ClientSide // nil: client-side sessions off
 
-	loginLimiter *limiterSet // nil: off
-	anonLimiter  *limiterSet // nil: off
-	resetByIP    *limiterSet
-	resetByUser  *limiterSet
+	loginLimiter *limiterSet   // nil: off
+	anonLimiter  *limiterSet   // nil: off
+	resetByIP    *limiterSet   // per node; the per-account limit is in the store
 	background   chan struct{} // bounds notification goroutines
 	addrSeen     addressesSeen // hijack.go
 }
@@ -150,7 +159,6 @@ func New(cfg Config, d Deps) (*Flows, error) {
 		f.anonLimiter = newLimiterSet(float64(cfg.AnonymousRatePerIP)/60, cfg.AnonymousRatePerIP)
 	}
 	f.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
-	f.resetByUser = newLimiterSet(float64(cfg.ResetRatePerAccount)/3600, cfg.ResetRatePerAccount)
 	return f, nil
 }
 

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"context"
+	"time"
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/account"
@@ -68,35 +69,52 @@ func (f *Flows) rotate(ctx context.Context, caller Caller) (*sessiond.Session, s
 }
 
 // StartReset starts a password reset for email under the per-address and
-// per-account limits. Known and unknown emails answer alike: the lookup
-// and the delivery run after the answer. An address that is not one is
-// account.ErrInvalidEmail.
+// per-account limits. Known and unknown emails answer alike: the lookup,
+// the per-account limit and the delivery run after the answer. An address
+// that is not one is account.ErrInvalidEmail.
+//
+// The per-account allowance (Config.ResetRatePerAccount an hour) is
+// counted per account and client address (addrKey: IPv6 by /64), so that
+// strangers asking for resets of someone else's account use up their own
+// allowance and not the owner's: the owner, asking from an address of
+// their own, still gets a message. One account is sent at most
+// ResetAccountCapFactor allowances an hour over every address together,
+// so that a flood from many addresses cannot fill its inbox; only such a
+// flood (as many addresses as the factor, each at its limit) can still
+// silence the owner for the rest of the hour. Both are counted in the
+// account store, over a sliding hour, so every node sharing it holds an
+// account to the same limits. The per-address limit (Config.ResetRatePerIP)
+// is each node's own.
 func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 	email, err := account.NormalizeEmail(email)
 	if err != nil {
 		return err
 	}
-	now := f.Now()
-	if ok, _ := f.resetByIP.take(addrKey(c.Addr), now); !ok {
+	from := addrKey(c.Addr)
+	if ok, _ := f.resetByIP.take(from, f.Now()); !ok {
 		f.metrics.resets.WithLabelValues("limited").Inc()
 		return nil
 	}
-	if ok, _ := f.resetByUser.take(email, now); !ok {
-		f.metrics.resets.WithLabelValues("limited").Inc()
-		return nil
+	limit := account.ResetLimit{
+		Window: time.Hour,
+		PerKey: f.cfg.ResetRatePerAccount,
+		Total:  ResetAccountCapFactor * f.cfg.ResetRatePerAccount,
 	}
 	f.goBackground(ctx, func(ctx context.Context) {
-		tok, u, expires, err := f.accounts.RequestReset(ctx, email)
+		r, err := f.accounts.RequestResetFrom(ctx, email, from, limit)
 		switch {
 		case err != nil:
 			f.metrics.resets.WithLabelValues("failed").Inc()
 			f.log.ErrorContext(ctx, "password reset failed", "err", err)
 			return
-		case u == nil:
+		case r.User == nil:
 			f.metrics.resets.WithLabelValues("unknown").Inc()
 			return
+		case r.Limited:
+			f.metrics.resets.WithLabelValues("limited").Inc()
+			return
 		}
-		f.sendReset(ctx, u, tok, expires)
+		f.sendReset(ctx, r.User, r.Token, r.ExpiresAt)
 	})
 	return nil
 }

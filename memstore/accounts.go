@@ -20,8 +20,14 @@ type Accounts struct {
 	resets   map[[32]byte]resetToken
 	resetOf  map[string][32]byte // user id -> hash of its one reset token
 	changes  map[[32]byte]emailChange
-	changeOf map[string][32]byte   // user id -> hash of its one pending email change
-	cancels  map[[32]byte][32]byte // cancellation hash -> confirmation hash
+	changeOf map[string][32]byte       // user id -> hash of its one pending email change
+	cancels  map[[32]byte][32]byte     // cancellation hash -> confirmation hash
+	requests map[string][]resetRequest // user id -> counted reset requests, oldest first
+}
+
+type resetRequest struct {
+	from string
+	at   time.Time
 }
 
 type emailChange struct {
@@ -48,6 +54,7 @@ func NewAccounts() *Accounts {
 		changes:  make(map[[32]byte]emailChange),
 		changeOf: make(map[string][32]byte),
 		cancels:  make(map[[32]byte][32]byte),
+		requests: make(map[string][]resetRequest),
 	}
 }
 
@@ -160,7 +167,38 @@ func (a *Accounts) DeleteUser(ctx context.Context, id string) error {
 	delete(a.lockouts, id)
 	a.deleteResets(id)
 	a.deleteChanges(id)
+	delete(a.requests, id)
 	return nil
+}
+
+// TakeResetRequest implements account.Store, under the store's lock.
+func (a *Accounts) TakeResetRequest(ctx context.Context, userID, from string, now time.Time, l account.ResetLimit) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.users[userID]; !ok {
+		return false, account.ErrUserNotFound
+	}
+	since := now.Add(-l.Window)
+	reqs := slices.DeleteFunc(a.requests[userID], func(r resetRequest) bool { return !r.at.After(since) })
+	fromKey := 0
+	for _, r := range reqs {
+		if r.from == from {
+			fromKey++
+		}
+	}
+	ok := len(reqs) < l.Total && fromKey < l.PerKey
+	if ok {
+		reqs = append(reqs, resetRequest{from: from, at: now})
+	}
+	if len(reqs) == 0 {
+		delete(a.requests, userID)
+	} else {
+		a.requests[userID] = reqs
+	}
+	return ok, nil
 }
 
 // UpdateLockout implements account.Store. update runs under the store's

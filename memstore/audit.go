@@ -14,9 +14,13 @@ import (
 // Audit is an in-memory audit.Store, behind one lock. The zero value is
 // ready to use.
 type Audit struct {
-	mu     sync.Mutex
-	events []audit.Event // in the order recorded
+	mu      sync.Mutex
+	events  []audit.Event        // in the order recorded
+	devices map[device]time.Time // last recorded; nil until the first
 }
+
+// device is a user's browser and OS, a key of Audit.devices.
+type device struct{ userID, browser, os string }
 
 var _ audit.Store = (*Audit)(nil)
 
@@ -74,19 +78,22 @@ func (a *Audit) List(ctx context.Context, userID string, f audit.Filter) ([]audi
 	return out, nil
 }
 
-// HasDevice implements audit.Store.
-func (a *Audit) HasDevice(ctx context.Context, userID, browser, os string) (bool, error) {
+// AddDevice implements audit.Store.
+func (a *Audit) AddDevice(ctx context.Context, userID, browser, os string, at time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, e := range a.events {
-		if e.UserID == userID && e.Type == audit.SignedIn && e.Browser == browser && e.OS == os {
-			return true, nil
-		}
+	if a.devices == nil {
+		a.devices = make(map[device]time.Time)
 	}
-	return false, nil
+	k := device{userID, browser, os}
+	last, known := a.devices[k]
+	if !known || at.After(last) {
+		a.devices[k] = at
+	}
+	return !known, nil
 }
 
 // DeleteBefore implements audit.Store.
@@ -98,5 +105,10 @@ func (a *Audit) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	defer a.mu.Unlock()
 	n := len(a.events)
 	a.events = slices.DeleteFunc(a.events, func(e audit.Event) bool { return e.Time.Before(t) })
+	for k, last := range a.devices {
+		if last.Before(t) {
+			delete(a.devices, k)
+		}
+	}
 	return n - len(a.events), nil
 }

@@ -39,6 +39,12 @@ const (
 	// between.
 	qLockUserRow = `SELECT FROM users WHERE id = $1 FOR UPDATE`
 
+	// The statements of TakeResetRequest, under the user's row lock.
+	qForgetResetRequests = `DELETE FROM reset_requests WHERE user_id = $1 AND requested_at <= $2`
+	qCountResetRequests  = `SELECT count(*), count(*) FILTER (WHERE from_key = $2)
+		FROM reset_requests WHERE user_id = $1`
+	qAddResetRequest = `INSERT INTO reset_requests (user_id, from_key, requested_at) VALUES ($1, $2, $3)`
+
 	// Changes the hash of user $1 when $4 is empty or the current hash, and
 	// then deletes the user's reset tokens; says whether the user exists and
 	// whether it changed.
@@ -273,6 +279,41 @@ func (s *Store) CreateResetToken(ctx context.Context, userID string, hash [32]by
 		err = account.ErrUserNotFound
 	}
 	return wrapAccount("create reset token", err)
+}
+
+// TakeResetRequest implements account.Store: a transaction that locks the
+// user's row (concurrent requests for one account, from any node, take
+// turns), forgets the user's requests out of the window, counts the others
+// and adds this one when it fits.
+func (s *Store) TakeResetRequest(ctx context.Context, userID, from string, now time.Time, l account.ResetLimit) (bool, error) {
+	var ok bool
+	err := s.run(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, qLockUserRow, userID)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return account.ErrUserNotFound
+			}
+			if _, err := tx.Exec(ctx, qForgetResetRequests, userID, now.Add(-l.Window)); err != nil {
+				return err
+			}
+			var total, fromKey int
+			if err := tx.QueryRow(ctx, qCountResetRequests, userID, from).Scan(&total, &fromKey); err != nil {
+				return err
+			}
+			if ok = total < l.Total && fromKey < l.PerKey; !ok {
+				return nil
+			}
+			_, err = tx.Exec(ctx, qAddResetRequest, userID, from, now)
+			return err
+		})
+	})
+	if err != nil {
+		return false, wrapAccount("take reset request", err)
+	}
+	return ok, nil
 }
 
 // ConsumeResetToken implements account.Store: one DELETE ... RETURNING.

@@ -42,8 +42,13 @@ const (
 		ORDER BY time DESC, seq DESC
 		LIMIT $5`
 
-	qHasDevice = `SELECT EXISTS (SELECT FROM audit_events
-		WHERE user_id = $1 AND type = $2 AND coalesce(browser, '') = $3 AND coalesce(os, '') = $4)`
+	// A known device (the primary key is the user and device) inserts
+	// nothing, and then has its last_seen moved on.
+	qAddDevice = `INSERT INTO audit_devices (user_id, browser, os, last_seen)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, browser, os) DO NOTHING`
+	qSeeDevice = `UPDATE audit_devices SET last_seen = greatest(last_seen, $4)
+		WHERE user_id = $1 AND browser = $2 AND os = $3`
+	qDeleteDevices = `DELETE FROM audit_devices WHERE last_seen < $1`
 
 	// Several nodes may sweep at once: each takes rows the others have not
 	// locked.
@@ -120,18 +125,26 @@ func (a *Audit) List(ctx context.Context, userID string, f audit.Filter) ([]audi
 	return out, nil
 }
 
-// HasDevice implements audit.Store.
-func (a *Audit) HasDevice(ctx context.Context, userID, browser, os string) (bool, error) {
+// AddDevice implements audit.Store: of concurrent inserts of one device,
+// from any node, the primary key lets exactly one through.
+func (a *Audit) AddDevice(ctx context.Context, userID, browser, os string, at time.Time) (bool, error) {
 	ctx, cancel := a.s.bound(ctx)
 	defer cancel()
-	var found bool
-	err := a.s.pool.QueryRow(ctx, qHasDevice, userID, audit.SignedIn, browser, os).Scan(&found)
-	return found, wrap("audit has device", err)
+	tag, err := a.s.pool.Exec(ctx, qAddDevice, userID, browser, os, at)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err == nil, wrap("add device", err)
+	}
+	_, err = a.s.pool.Exec(ctx, qSeeDevice, userID, browser, os, at)
+	return false, wrap("add device", err)
 }
 
 // DeleteBefore implements audit.Store, in batches of auditDeleteBatch, each
-// a statement of its own with the store's timeout.
+// a statement of its own with the store's timeout, after the devices last
+// seen before t.
 func (a *Audit) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
+	if err := a.deleteDevices(ctx, t); err != nil {
+		return 0, wrap("delete audit devices", err)
+	}
 	total := 0
 	for {
 		n, err := a.deleteBatch(ctx, t)
@@ -143,6 +156,14 @@ func (a *Audit) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 			return total, nil
 		}
 	}
+}
+
+// deleteDevices forgets the devices last seen before t.
+func (a *Audit) deleteDevices(ctx context.Context, t time.Time) error {
+	ctx, cancel := a.s.bound(ctx)
+	defer cancel()
+	_, err := a.s.pool.Exec(ctx, qDeleteDevices, t)
+	return err
 }
 
 func (a *Audit) deleteBatch(ctx context.Context, t time.Time) (int, error) {

@@ -266,6 +266,42 @@ func (s *Store) CreateResetToken(ctx context.Context, userID string, hash [32]by
 	return wrapAccount("create reset token", err)
 }
 
+// TakeResetRequest implements account.Store: one write transaction
+// (BEGIN IMMEDIATE, so processes on the file take turns) forgets the
+// user's requests out of the window, counts the others and adds this one
+// when it fits.
+func (s *Store) TakeResetRequest(ctx context.Context, userID, from string, now time.Time, l account.ResetLimit) (bool, error) {
+	var ok bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)`, userID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return account.ErrUserNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM reset_requests WHERE user_id = ?1 AND requested_at <= ?2`,
+			userID, micros(now.Add(-l.Window))); err != nil {
+			return err
+		}
+		var total, fromKey int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(from_key = ?2), 0)
+			FROM reset_requests WHERE user_id = ?1`, userID, from).Scan(&total, &fromKey); err != nil {
+			return err
+		}
+		if ok = total < l.Total && fromKey < l.PerKey; !ok {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO reset_requests (user_id, from_key, requested_at) VALUES (?1, ?2, ?3)`,
+			userID, from, micros(now))
+		return err
+	})
+	if err != nil {
+		return false, wrapAccount("take reset request", err)
+	}
+	return ok, nil
+}
+
 // ConsumeResetToken implements account.Store: one DELETE ... RETURNING.
 func (s *Store) ConsumeResetToken(ctx context.Context, hash [32]byte, now time.Time) (string, error) {
 	var (

@@ -86,17 +86,31 @@ func (a *Audit) List(ctx context.Context, userID string, f audit.Filter) ([]audi
 	return out, wrap("list audit events", rows.Err())
 }
 
-// HasDevice implements audit.Store.
-func (a *Audit) HasDevice(ctx context.Context, userID, browser, os string) (bool, error) {
-	var found bool
-	err := a.s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM audit_events
-		WHERE user_id = ?1 AND type = ?2 AND coalesce(browser, '') = ?3 AND coalesce(os, '') = ?4)`,
-		userID, audit.SignedIn, browser, os).Scan(&found)
-	return found, wrap("audit has device", err)
+// AddDevice implements audit.Store: an INSERT that does nothing for a
+// known device (the primary key is the user and device) says whether it
+// was new; a known one's last_seen is moved on.
+func (a *Audit) AddDevice(ctx context.Context, userID, browser, os string, at time.Time) (bool, error) {
+	res, err := a.s.w.ExecContext(ctx, `INSERT INTO audit_devices (user_id, browser, os, last_seen)
+		VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, browser, os) DO NOTHING`,
+		userID, browser, os, micros(at))
+	if err != nil {
+		return false, wrap("add device", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 1 {
+		return n == 1, wrap("add device", err)
+	}
+	_, err = a.s.w.ExecContext(ctx, `UPDATE audit_devices SET last_seen = max(last_seen, ?4)
+		WHERE user_id = ?1 AND browser = ?2 AND os = ?3`, userID, browser, os, micros(at))
+	return false, wrap("add device", err)
 }
 
-// DeleteBefore implements audit.Store, in batches of deleteBatch.
+// DeleteBefore implements audit.Store, in batches of deleteBatch, after
+// the devices last seen before t.
 func (a *Audit) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
+	if _, err := a.s.w.ExecContext(ctx, `DELETE FROM audit_devices WHERE last_seen < ?1`, micros(t)); err != nil {
+		return 0, wrap("delete audit devices", err)
+	}
 	total := 0
 	for {
 		res, err := a.s.w.ExecContext(ctx, `DELETE FROM audit_events WHERE seq IN (

@@ -63,6 +63,8 @@ var accountTests = []struct {
 	{"Store/EmailChange", testStoreEmailChange},
 	{"Store/EmailChangeConcurrent", testStoreEmailChangeConcurrent},
 	{"Store/EmailChangeCancel", testStoreEmailChangeCancel},
+	{"Store/ResetRequests", testStoreResetRequests},
+	{"Store/ResetRequestsConcurrent", testStoreResetRequestsConcurrent},
 }
 
 type accountEnv struct {

@@ -30,7 +30,8 @@ func RunAudit(t *testing.T, newStore func(t *testing.T) audit.Store) {
 		{"Filter", testAuditFilter},
 		{"Limit", testAuditLimit},
 		{"EqualTimes", testAuditEqualTimes},
-		{"HasDevice", testAuditHasDevice},
+		{"AddDevice", testAuditAddDevice},
+		{"AddDeviceConcurrent", testAuditAddDeviceConcurrent},
 		{"DeleteBefore", testAuditDeleteBefore},
 		{"Concurrent", testAuditConcurrent},
 	} {
@@ -197,34 +198,80 @@ func testAuditEqualTimes(t *testing.T, s audit.Store) {
 	}
 }
 
-func testAuditHasDevice(t *testing.T, s audit.Store) {
+func testAuditAddDevice(t *testing.T, s audit.Store) {
 	ctx := t.Context()
-	has := func(user, browser, os string) bool {
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	add := func(user, browser, os string, at time.Time) bool {
 		t.Helper()
-		ok, err := s.HasDevice(ctx, user, browser, os)
+		added, err := s.AddDevice(ctx, user, browser, os, at)
 		if err != nil {
-			t.Fatalf("HasDevice: %v", err)
+			t.Fatalf("AddDevice: %v", err)
 		}
-		return ok
+		return added
 	}
-	if has("ada", "Firefox", "Linux") {
-		t.Fatal("HasDevice on an empty store = true")
+	if !add("ada", "Firefox", "Linux", base) {
+		t.Fatal("AddDevice on an empty store = false")
 	}
-	e := auditEvent("ada", audit.SignedIn, time.Now())
-	e.Browser, e.OS = "Firefox", "Linux"
-	mustRecord(t, s, e)
-	other := auditEvent("ada", audit.SignedOut, time.Now())
-	other.Browser, other.OS = "Safari", "iOS"
-	mustRecord(t, s, other)
+	if add("ada", "Firefox", "Linux", base.Add(time.Minute)) {
+		t.Error("AddDevice(ada, Firefox, Linux) = true the second time")
+	}
 	switch {
-	case !has("ada", "Firefox", "Linux"):
-		t.Error("HasDevice(ada, Firefox, Linux) = false after a sign-in from it")
-	case has("ada", "Firefox", "Windows"), has("ada", "Chrome", "Linux"):
-		t.Error("HasDevice matched another browser or OS")
-	case has("bob", "Firefox", "Linux"):
-		t.Error("HasDevice matched another user's sign-in")
-	case has("ada", "Safari", "iOS"):
-		t.Error("HasDevice counted an event that is not a sign-in")
+	case !add("ada", "Firefox", "Windows", base), !add("ada", "Chrome", "Linux", base):
+		t.Error("AddDevice took another browser or OS for a known one")
+	case !add("bob", "Firefox", "Linux", base):
+		t.Error("AddDevice took another user's device for ada's")
+	case !add("ada", "", "", base):
+		t.Error("AddDevice of an unknown browser and OS = false")
+	case add("ada", "", "", base):
+		t.Error("AddDevice of an unknown browser and OS = true the second time")
+	}
+	// Events are not devices: a sign-in event alone records none.
+	e := auditEvent("cy", audit.SignedIn, base)
+	e.Browser, e.OS = "Safari", "iOS"
+	mustRecord(t, s, e)
+	if !add("cy", "Safari", "iOS", base) {
+		t.Error("AddDevice = false after a sign-in event alone")
+	}
+
+	// The retention sweep forgets a device with its last sign-in: ada's
+	// Firefox on Linux was last seen a minute after base, Chrome at base.
+	if _, err := s.DeleteBefore(ctx, base.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if add("ada", "Firefox", "Linux", base.Add(2*time.Minute)) {
+		t.Error("a device seen after the cut was forgotten by DeleteBefore")
+	}
+	if !add("ada", "Chrome", "Linux", base.Add(2*time.Minute)) {
+		t.Error("a device last seen before the cut was kept by DeleteBefore")
+	}
+}
+
+// testAuditAddDeviceConcurrent: of concurrent additions of one device
+// exactly one is new.
+func testAuditAddDeviceConcurrent(t *testing.T, s audit.Store) {
+	const n = 16
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		added int
+	)
+	for i := range n {
+		wg.Go(func() {
+			ok, err := s.AddDevice(t.Context(), "ada", "Firefox", "Linux", at.Add(time.Duration(i)*time.Millisecond))
+			if err != nil {
+				t.Errorf("AddDevice: %v", err)
+			}
+			if ok {
+				mu.Lock()
+				added++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if added != 1 {
+		t.Fatalf("%d of %d concurrent AddDevice calls for one device reported it new, want 1", added, n)
 	}
 }
 

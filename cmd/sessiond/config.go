@@ -144,7 +144,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.PasswordMinLength, "password-min-length", account.DefaultPasswordMinLength, "shortest new password")
 	fs.IntVar(&c.LoginRatePerIP, "login-rate-per-ip", flows.DefaultLoginRatePerIP, "failed logins per minute from one client IP before 429 (0: off)")
 	fs.IntVar(&c.ResetRatePerIP, "reset-rate-per-ip", flows.DefaultResetRatePerIP, "password-reset requests per hour from one client IP that send a message")
-	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", flows.DefaultResetRatePerAccount, "password-reset requests per hour for one account that send a message")
+	fs.IntVar(&c.ResetRatePerAccount, "reset-rate-per-account", flows.DefaultResetRatePerAccount, "password-reset requests per hour for one account from one client IP that send a message (4× that from every IP together)")
 	fs.DurationVar(&c.ResetTokenTTL, "reset-token-ttl", account.DefaultResetTokenTTL, "lifetime of a password-reset token")
 	fs.DurationVar(&c.EmailChangeTTL, "email-change-token-ttl", account.DefaultEmailChangeTTL, "lifetime of the confirmation token of a change of email")
 	fs.UintVar(&c.Argon2Memory, "argon2-memory", uint(account.DefaultHashParams.Memory), "argon2id memory in KiB (at least 19456, OWASP)")
