@@ -19,8 +19,9 @@ type Manager struct {
 	now    func() time.Time
 	rand   io.Reader
 
-	cache   *sessionCache // nil: every validation reads the store (WithCache)
-	pending pendingTouches
+	cache    *sessionCache  // nil: every validation reads the store (WithCache)
+	rejected *rejectedCache // nil: every refusal reads the store (WithRejectedCache)
+	pending  pendingTouches
 }
 
 // Option configures a Manager's collaborators.
@@ -170,7 +171,11 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (*Session, string,
 			return nil, "", err
 		}
 	}
-	if err := m.store.Create(ctx, s, opts); err != nil {
+	err = m.store.Create(ctx, s, opts)
+	if p.NewToken != nil {
+		m.installed(token)
+	}
+	if err != nil {
 		return nil, "", err
 	}
 	if m.cache != nil {
@@ -234,14 +239,26 @@ func (m *Manager) lookup(ctx context.Context, token string, now time.Time) (*Ses
 		// node may have slid it since): ask the store.
 		epoch = m.cache.epoch.Load()
 	}
+	var rejEpoch uint64
+	if m.rejected != nil {
+		if err, ok := m.rejected.get(h); ok {
+			return nil, err
+		}
+		rejEpoch = m.rejected.epoch.Load()
+	}
 	s, err := m.store.ByTokenHash(ctx, h)
+	if err == nil && !s.TokenHash.Equal(h) {
+		s, err = nil, ErrNotFound
+	}
+	if err == nil {
+		err = s.Check(now)
+	}
 	if err != nil {
-		return nil, err
-	}
-	if !s.TokenHash.Equal(h) {
-		return nil, ErrNotFound
-	}
-	if err := s.Check(now); err != nil {
+		if m.rejected != nil {
+			if final, ok := finalRefusal(s, err, now); ok {
+				m.rejected.add(h, final, rejEpoch)
+			}
+		}
 		return nil, err
 	}
 	if m.cache != nil {
@@ -256,6 +273,16 @@ func (m *Manager) lookup(ctx context.Context, token string, now time.Time) (*Ses
 func (m *Manager) Invalidate(ids []string) {
 	if m.cache != nil {
 		m.cache.invalidateIDs(ids)
+	}
+}
+
+// installed is called after a store write that may have made token,
+// chosen by the caller, a session's current token: a refusal of it
+// remembered before then must go (see WithRejectedCache; tokens that do
+// not parse as session tokens are never remembered).
+func (m *Manager) installed(token string) {
+	if m.rejected != nil && ParseToken(token) == nil {
+		m.rejected.forget(HashToken(token))
 	}
 }
 
@@ -331,7 +358,9 @@ func (m *Manager) Renew(ctx context.Context, s *Session, newToken string) (*Sess
 	if err := m.store.Touch(ctx, []Touch{t}); err != nil {
 		return nil, err
 	}
-	if err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now); err != nil {
+	err := m.store.Rotate(ctx, s.ID, s.TokenHash, h, now)
+	m.installed(newToken)
+	if err != nil {
 		return nil, err
 	}
 	m.invalidate(s.ID)
@@ -361,7 +390,8 @@ func (m *Manager) Reauthenticate(ctx context.Context, s *Session, newToken strin
 	if s.Anonymous() {
 		return nil, "", fmt.Errorf("sessiond: Reauthenticate: %w: anonymous session", ErrNotFound)
 	}
-	if newToken == "" {
+	chosen := newToken != ""
+	if !chosen {
 		var err error
 		if newToken, err = NewSecret(m.rand, TokenPrefix); err != nil {
 			return nil, "", err
@@ -370,6 +400,9 @@ func (m *Manager) Reauthenticate(ctx context.Context, s *Session, newToken strin
 	h := HashToken(newToken)
 	err := m.store.Reauthenticate(ctx, s.ID, s.TokenHash, h, now)
 	m.invalidate(s.ID) // also on error: the outcome may be unknown
+	if chosen {
+		m.installed(newToken)
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -226,7 +226,7 @@ func sessionIDOf(m map[string]any) string {
 }
 
 func runCrash(t *testing.T, rounds int, dbURL string, checkDB func(t *testing.T) string) {
-	args := []string{"--log-level", "info", "--refresh-grace", "1ms", "--login-rate-per-ip", "0"}
+	args := []string{"--log-level", "info", "--refresh-grace", "1ms", "--login-rate-per-ip", "0", "--rejected-token-rate-per-ip", "0"}
 	backend := "SQLite"
 	if dbURL != "" {
 		backend = "PostgreSQL"

@@ -12,11 +12,16 @@ import (
 // token or a client-side access token), as a use of its session: it slides
 // the idle deadline, and the hijack rule applies (CheckClient). Dead and
 // unknown tokens are rejections (sessiond.IsRejection), and an empty one is
-// ErrUnauthenticated; any other error is a store failure.
+// ErrUnauthenticated; any other error is a store failure. Rejections are
+// charged to c's address, which past its allowance gets
+// *RateLimitedError for any token (Config.RejectedTokenRatePerIP).
 func (f *Flows) Authenticate(ctx context.Context, c Client, tok string) (Caller, error) {
 	if tok == "" {
 		f.metrics.rejected.WithLabelValues("missing").Inc()
 		return Caller{}, ErrUnauthenticated
+	}
+	if err := f.checkTokenLimit(c); err != nil {
+		return Caller{}, err
 	}
 	jwt := LooksLikeJWT(tok)
 	var sess *sessiond.Session
@@ -31,6 +36,7 @@ func (f *Flows) Authenticate(ctx context.Context, c Client, tok string) (Caller,
 	}
 	if err != nil {
 		f.metrics.countRejection(err)
+		f.chargeRejectedToken(c, err)
 		return Caller{}, err
 	}
 	return Caller{Session: sess, Token: tok, ClientSide: jwt}, nil

@@ -161,19 +161,28 @@ type Refreshed struct {
 // Refresh applies the refresh rule to tok, a refresh token presented by c
 // (see accesstoken.Chain for the reuse rule and the grace window): the
 // session and the next token of its chain, ErrInvalidRefreshToken, or
-// ErrRefreshTokenReused after ending the session.
+// ErrRefreshTokenReused after ending the session. Both are charged to c's
+// address, as rejected tokens are in Authenticate.
 func (f *Flows) Refresh(ctx context.Context, c Client, tok string) (*Refreshed, error) {
 	if f.clientSide == nil {
 		return nil, ErrClientSideOff
 	}
-	sess, next, err := f.renewChain(ctx, c, tok)
-	if err != nil {
-		return nil, err
+	if tok != "" {
+		if err := f.checkTokenLimit(c); err != nil {
+			return nil, err
+		}
 	}
-	u, err := f.accounts.User(ctx, sess.UserID)
-	if err != nil {
+	sess, next, err := f.renewChain(ctx, c, tok)
+	var u *account.User
+	if err == nil {
+		u, err = f.accounts.User(ctx, sess.UserID)
 		if errors.Is(err, account.ErrUserNotFound) {
 			err = ErrInvalidRefreshToken
+		}
+	}
+	if err != nil {
+		if tok != "" {
+			f.chargeRejectedToken(c, err)
 		}
 		return nil, err
 	}
@@ -286,24 +295,35 @@ func rotatedAt(sess *sessiond.Session) time.Time {
 // RevokeRefreshToken ends the session behind a refresh token (RFC 7009
 // style): the sign-out of a client-side session whose access token may
 // already have expired. A token that is no genuine link of an active
-// session's chain ends nothing and is no error.
+// session's chain ends nothing and is no error, but is charged to c's
+// address as a rejected token (and past the allowance, any token is
+// refused with *RateLimitedError).
 func (f *Flows) RevokeRefreshToken(ctx context.Context, c Client, tok string) error {
 	cs := f.clientSide
 	if cs == nil {
 		return nil
 	}
+	if tok == "" {
+		return nil
+	}
+	if err := f.checkTokenLimit(c); err != nil {
+		return err
+	}
 	id, err := accesstoken.RefreshSessionID(tok)
 	if err != nil {
+		f.chargeRejectedToken(c, ErrInvalidRefreshToken)
 		return nil
 	}
 	sess, err := f.sessions.Get(ctx, id, "")
 	switch {
 	case sessiond.IsRejection(err):
+		f.chargeRejectedToken(c, err)
 		return nil
 	case err != nil:
 		return err
 	}
 	if _, ok := f.chainPlace(tok, sess); !ok {
+		f.chargeRejectedToken(c, ErrInvalidRefreshToken)
 		return nil
 	}
 	if err := f.sessions.Revoke(ctx, sess.ID, sessiond.ReasonLogout); err != nil && !errors.Is(err, sessiond.ErrNotFound) {

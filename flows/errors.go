@@ -37,15 +37,21 @@ var (
 
 // RateLimitedError is the error of a request refused because the client's
 // address made too many of its kind: failed sign-ins (or
-// reauthentications), or new anonymous sessions.
+// reauthentications), new anonymous sessions, or rejected tokens.
 type RateLimitedError struct {
 	// RetryAfter is how long until the next attempt is allowed.
 	RetryAfter time.Duration
 	// Anonymous says the limit is that of new anonymous sessions.
 	Anonymous bool
+	// RejectedTokens says the limit is that of rejected tokens (malformed,
+	// unknown, expired, revoked) presented from the address.
+	RejectedTokens bool
 }
 
 func (e *RateLimitedError) Error() string {
+	if e.RejectedTokens {
+		return fmt.Sprintf("flows: too many invalid tokens from this address; retry after %v", e.RetryAfter)
+	}
 	if e.Anonymous {
 		return fmt.Sprintf("flows: too many new anonymous sessions from this address; retry after %v", e.RetryAfter)
 	}

@@ -33,6 +33,8 @@ const (
 	DefaultResetRatePerAccount = 5
 	DefaultResetRatePerIP      = 30
 	DefaultAnonymousRatePerIP  = 60
+	// DefaultRejectedTokenRatePerIP: see Config.RejectedTokenRatePerIP.
+	DefaultRejectedTokenRatePerIP = 120
 )
 
 // ResetAccountCapFactor is how many times Config.ResetRatePerAccount one
@@ -66,6 +68,16 @@ type Config struct {
 	AnonymousRatePerIP int
 	// AnonymousRateOff switches that limit off. Default false.
 	AnonymousRateOff bool
+	// RejectedTokenRatePerIP is how many rejected tokens (malformed,
+	// unknown, expired or revoked session and access tokens; invalid or
+	// reused refresh tokens) one client address may present per minute;
+	// beyond it every request of the address that presents a token is
+	// refused with *RateLimitedError before any store read, until the
+	// allowance refills. Valid tokens are never charged. Default
+	// DefaultRejectedTokenRatePerIP.
+	RejectedTokenRatePerIP int
+	// RejectedTokenRateOff switches that limit off. Default false.
+	RejectedTokenRateOff bool
 	// PublicURL is the externally visible base URL, used for links in
 	// notifications ("https://login.example.com"). Default none: messages
 	// carry the token without a link.
@@ -108,6 +120,8 @@ type Flows struct {
 	resetByIP    *limiterSet   // per node; the per-account limit is in the store
 	background   chan struct{} // bounds notification goroutines
 	addrSeen     addressesSeen // hijack.go
+
+	tokenLimiter *keyedLimiter[netip.Addr] // rejected tokens per address (limits.go); nil: off
 }
 
 // New returns the flows over d. It starts no goroutines.
@@ -115,7 +129,8 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	if d.Sessions == nil || d.Accounts == nil {
 		return nil, errors.New("flows: Sessions and Accounts are required")
 	}
-	if cfg.LoginRatePerIP < 0 || cfg.ResetRatePerAccount < 0 || cfg.ResetRatePerIP < 0 || cfg.AnonymousRatePerIP < 0 {
+	if cfg.LoginRatePerIP < 0 || cfg.ResetRatePerAccount < 0 || cfg.ResetRatePerIP < 0 || cfg.AnonymousRatePerIP < 0 ||
+		cfg.RejectedTokenRatePerIP < 0 {
 		return nil, errors.New("flows: rates must not be negative")
 	}
 	if cfg.LoginRatePerIP == 0 {
@@ -129,6 +144,9 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	}
 	if cfg.AnonymousRatePerIP == 0 {
 		cfg.AnonymousRatePerIP = DefaultAnonymousRatePerIP
+	}
+	if cfg.RejectedTokenRatePerIP == 0 {
+		cfg.RejectedTokenRatePerIP = DefaultRejectedTokenRatePerIP
 	}
 	f := &Flows{
 		cfg:        cfg,
@@ -157,6 +175,9 @@ func New(cfg Config, d Deps) (*Flows, error) {
 	}
 	if !cfg.AnonymousRateOff {
 		f.anonLimiter = newLimiterSet(float64(cfg.AnonymousRatePerIP)/60, cfg.AnonymousRatePerIP)
+	}
+	if !cfg.RejectedTokenRateOff {
+		f.tokenLimiter = newKeyedLimiter[netip.Addr](float64(cfg.RejectedTokenRatePerIP)/60, cfg.RejectedTokenRatePerIP)
 	}
 	f.resetByIP = newLimiterSet(float64(cfg.ResetRatePerIP)/3600, cfg.ResetRatePerIP)
 	return f, nil

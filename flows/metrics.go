@@ -12,7 +12,7 @@ import (
 type metrics struct {
 	created       *prometheus.CounterVec // kind: user, anonymous
 	validated     prometheus.Counter
-	rejected      *prometheus.CounterVec // reason: missing, malformed, unknown, expired, revoked, anonymous, unavailable, anonymous_rate_limited (a new anonymous session refused)
+	rejected      *prometheus.CounterVec // reason: missing, malformed, unknown, expired, revoked, anonymous, unavailable, anonymous_rate_limited (a new anonymous session refused), token_rate_limited (a token refused unread: its address is over the rejected-token limit)
 	revoked       *prometheus.CounterVec // reason: logout, logout_all, force_logout, admin, ...
 	loginFailures *prometheus.CounterVec // reason: invalid_credentials, locked, rate_limited, credentials_changed
 	lockouts      prometheus.Counter

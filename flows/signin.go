@@ -178,6 +178,9 @@ func (f *Flows) SignOut(ctx context.Context, c Client, tok string, all bool) err
 	if tok == "" {
 		return nil
 	}
+	if err := f.checkTokenLimit(c); err != nil {
+		return err
+	}
 	var sess *sessiond.Session
 	var err error
 	if LooksLikeJWT(tok) {
@@ -187,6 +190,7 @@ func (f *Flows) SignOut(ctx context.Context, c Client, tok string, all bool) err
 	}
 	if err != nil {
 		if sessiond.IsRejection(err) {
+			f.chargeRejectedToken(c, err)
 			return nil
 		}
 		return err

@@ -93,7 +93,10 @@ func From(err error, now time.Time) *Error {
 			"this action needs a recent confirmation of your password: POST /v1/session/reauthenticate first")
 	case errors.As(err, &limited):
 		msg := "too many failed sign-ins from this address; try again later"
-		if limited.Anonymous {
+		switch {
+		case limited.RejectedTokens:
+			msg = "too many invalid tokens from this address; try again later"
+		case limited.Anonymous:
 			msg = "too many new sessions from this address; try again later"
 		}
 		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", Message: msg, RetryAfter: limited.RetryAfter}

@@ -30,6 +30,7 @@ func TestFrom(t *testing.T) {
 		{sessiond.ErrMalformedToken, 401, "unauthenticated"},
 		{flows.ErrReauthenticationRequired, 403, "reauthentication_required"},
 		{&flows.RateLimitedError{RetryAfter: 3 * time.Second}, 429, "rate_limited"},
+		{&flows.RateLimitedError{RetryAfter: 3 * time.Second, RejectedTokens: true}, 429, "rate_limited"},
 		{&account.LockedError{Until: now.Add(time.Minute)}, 429, "account_locked"},
 		{flows.ErrNoSuchSession, 404, "not_found"},
 		{flows.ErrInvalidTransport, 400, "invalid_field"},

@@ -46,6 +46,8 @@ type config struct {
 	MaxAnonymousDataBytes int
 	AnonymousRatePerIP    int
 
+	RejectedTokenRatePerIP int // flows.Config.RejectedTokenRatePerIP; 0: off
+
 	LockoutThreshold    int
 	LockoutDuration     time.Duration
 	LockoutMaxDuration  time.Duration
@@ -137,6 +139,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDataBytes, "max-data-bytes", sessiond.DefaultMaxDataBytes, "largest session data, keys and values together")
 	fs.IntVar(&c.MaxAnonymousDataBytes, "max-anonymous-data-bytes", sessiond.DefaultMaxAnonymousDataBytes, "largest data of an anonymous session (a visitor who has not signed in); more than --max-data-bytes counts as --max-data-bytes")
 	fs.IntVar(&c.AnonymousRatePerIP, "anonymous-rate-per-ip", flows.DefaultAnonymousRatePerIP, "new anonymous sessions per minute from one client IP before 429 (0: off)")
+	fs.IntVar(&c.RejectedTokenRatePerIP, "rejected-token-rate-per-ip", flows.DefaultRejectedTokenRatePerIP, "rejected tokens (malformed, unknown, expired, revoked; invalid refresh tokens) per minute from one client IP before every token from it gets 429 (0: off)")
 
 	fs.IntVar(&c.LockoutThreshold, "lockout-threshold", account.DefaultLockoutThreshold, "consecutive failed logins before an account is locked")
 	fs.DurationVar(&c.LockoutDuration, "lockout-duration", account.DefaultLockoutDuration, "first lock; each further lock doubles it")
@@ -487,8 +490,8 @@ func (c *config) validate() error {
 		return errors.New("--lockout-max-duration is shorter than --lockout-duration")
 	case c.PasswordMinLength < 1:
 		return errors.New("--password-min-length must be at least 1")
-	case c.LoginRatePerIP < 0 || c.AnonymousRatePerIP < 0 || c.ResetRatePerIP < 1 || c.ResetRatePerAccount < 1:
-		return errors.New("rate limits must be positive (--login-rate-per-ip and --anonymous-rate-per-ip may be 0: off)")
+	case c.LoginRatePerIP < 0 || c.AnonymousRatePerIP < 0 || c.RejectedTokenRatePerIP < 0 || c.ResetRatePerIP < 1 || c.ResetRatePerAccount < 1:
+		return errors.New("rate limits must be positive (--login-rate-per-ip, --anonymous-rate-per-ip and --rejected-token-rate-per-ip may be 0: off)")
 	case c.MaxAnonymousDataBytes < 1:
 		return errors.New("--max-anonymous-data-bytes must be at least 1")
 	case c.MaxBodyBytes < 1024:

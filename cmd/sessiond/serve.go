@@ -106,6 +106,8 @@ func (c *config) flowsConfig() flows.Config {
 		PublicURL:           c.PublicURL,
 
 		DisableHijackDetection: !c.HijackDetection,
+		RejectedTokenRatePerIP: c.RejectedTokenRatePerIP,
+		RejectedTokenRateOff:   c.RejectedTokenRatePerIP == 0,
 	}
 }
 
@@ -148,6 +150,10 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	var mopts []sessiond.Option
 	if b.cacheable && c.CacheSize > 0 {
 		mopts = append(mopts, sessiond.WithCache(sessiond.CacheConfig{Size: c.CacheSize, MaxAge: c.CacheMaxAge}))
+	}
+	if c.CacheSize > 0 {
+		// Refused tokens stay refused on every backend: no invalidation needed.
+		mopts = append(mopts, sessiond.WithRejectedCache(0))
 	}
 	if a.sessions, err = sessiond.NewManager(b.sessions, c.policy(), mopts...); err != nil {
 		return fail(err)
