@@ -91,7 +91,9 @@ func TestRejectedTokensPerAddress(t *testing.T) {
 	start := time.Now()
 	for range 3 * limit {
 		switch a := callFrom(t, flooder, "GET", s.Pub+"/v1/session", randomToken(t), nil); {
-		case a.status == http.StatusUnauthorized && limited == 0:
+		case a.status == http.StatusUnauthorized:
+			// Before the first 429, or a token refilled during the flood
+			// (one every 2 s: a slow machine sees some).
 			rejected++
 		case a.status == http.StatusTooManyRequests && a.code == "rate_limited" && a.retryAfter != "":
 			limited++
@@ -101,7 +103,7 @@ func TestRejectedTokensPerAddress(t *testing.T) {
 	}
 	// The burst, plus what refilled during the flood.
 	if refill := int(time.Since(start).Seconds()*limit/60) + 1; rejected < limit || rejected > limit+refill {
-		t.Fatalf("%d random tokens answered 401 before the first 429, want %d (+%d refilled)", rejected, limit, refill)
+		t.Fatalf("%d random tokens answered 401, want %d (+%d refilled)", rejected, limit, refill)
 	}
 	t.Logf("a flood of %d random tokens from one address with --rejected-token-rate-per-ip %d: %d answered 401, then %d answered 429",
 		3*limit, limit, rejected, limited)
