@@ -509,6 +509,15 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, newPassword s
 // time, nil) after about the same work, so that the answer can be the
 // same. A malformed email gives ErrInvalidEmail.
 func (s *Service) RequestReset(ctx context.Context, email string) (token string, u *User, expiresAt time.Time, err error) {
+	return s.RequestResetThen(ctx, email, nil)
+}
+
+// RequestResetThen is RequestReset that, for a known email, also calls
+// then with the token, the user and the expiry before it returns, within
+// the time an unknown email is padded to: the caller's handing over of the
+// token (a write into a durable queue) then costs the same whether or not
+// the account exists. then may be nil.
+func (s *Service) RequestResetThen(ctx context.Context, email string, then func(ctx context.Context, token string, u *User, expiresAt time.Time)) (token string, u *User, expiresAt time.Time, err error) {
 	normalized, err := NormalizeEmail(email)
 	if err != nil {
 		return "", nil, time.Time{}, err
@@ -532,6 +541,9 @@ func (s *Service) RequestReset(ctx context.Context, email string) (token string,
 	token, expiresAt, err = s.issueResetToken(ctx, u.ID)
 	if err != nil {
 		return "", nil, time.Time{}, err
+	}
+	if then != nil {
+		then(ctx, token, public(u), expiresAt)
 	}
 	s.resetCost.observe(time.Since(start))
 	return token, public(u), expiresAt, nil

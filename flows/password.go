@@ -68,9 +68,11 @@ func (f *Flows) rotate(ctx context.Context, caller Caller) (*sessiond.Session, s
 }
 
 // StartReset starts a password reset for email under the per-address and
-// per-account limits. Known and unknown emails answer alike: the lookup
-// and the delivery run after the answer. An address that is not one is
-// account.ErrInvalidEmail.
+// per-account limits. Known and unknown emails answer alike: for a known
+// one the token is issued and its message handed to the notifier (in
+// sessiond, written into the durable queue) before the answer, and an
+// unknown one is padded to the same time; a failure is logged, not
+// answered. An address that is not one is account.ErrInvalidEmail.
 func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 	email, err := account.NormalizeEmail(email)
 	if err != nil {
@@ -85,19 +87,16 @@ func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 		f.metrics.resets.WithLabelValues("limited").Inc()
 		return nil
 	}
-	f.goBackground(ctx, func(ctx context.Context) {
-		tok, u, expires, err := f.accounts.RequestReset(ctx, email)
-		switch {
-		case err != nil:
-			f.metrics.resets.WithLabelValues("failed").Inc()
-			f.log.ErrorContext(ctx, "password reset failed", "err", err)
-			return
-		case u == nil:
-			f.metrics.resets.WithLabelValues("unknown").Inc()
-			return
-		}
-		f.sendReset(ctx, u, tok, expires)
-	})
+	// The message is queued before the answer, within the time an
+	// unknown address is padded to (RequestResetThen).
+	_, u, _, err := f.accounts.RequestResetThen(context.WithoutCancel(ctx), email, f.sendReset)
+	switch {
+	case err != nil:
+		f.metrics.resets.WithLabelValues("failed").Inc()
+		f.log.ErrorContext(ctx, "password reset failed", "err", err)
+	case u == nil:
+		f.metrics.resets.WithLabelValues("unknown").Inc()
+	}
 	return nil
 }
 

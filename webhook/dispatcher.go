@@ -84,6 +84,7 @@ type Dispatcher struct {
 
 	once    sync.Once
 	metrics *metrics
+	wake    chan struct{}
 }
 
 type metrics struct {
@@ -126,6 +127,7 @@ func (d *Dispatcher) init() {
 		if d.Name == "" {
 			d.Name = "webhook"
 		}
+		d.wake = make(chan struct{}, 1)
 		d.metrics = &metrics{
 			deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_" + d.Name + "_deliveries_total",
 				Help: "Delivery attempts from the " + d.Name + " outbox, by outcome (delivered, failed: to be retried, dead: given up)."}, []string{"outcome"}),
@@ -142,6 +144,17 @@ func (d *Dispatcher) init() {
 func (d *Dispatcher) Collectors() []prometheus.Collector {
 	d.init()
 	return []prometheus.Collector{d.metrics.deliveries, d.metrics.latency, d.metrics.lag}
+}
+
+// Wake makes a running Dispatcher read its outbox now rather than at the
+// next PollInterval: call it after writing an event that is due at once
+// (Notifications.Queued). It never blocks.
+func (d *Dispatcher) Wake() {
+	d.init()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Outbox returns the Dispatcher's store, for the admin API.
@@ -168,6 +181,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		case <-d.wake:
+			t.Stop()
 		}
 		now := d.Now()
 		if now.Sub(pruned) > time.Hour {

@@ -48,6 +48,10 @@ type Notifications struct {
 	// not hold live tokens in the clear. sessiond derives it from the
 	// key-encryption key. Default nil: messages are stored as JSON.
 	Key []byte
+	// Queued, when set, is called after each message is stored: the
+	// local Dispatcher's Wake, so that it is delivered without waiting
+	// for the next poll. Default nil.
+	Queued func()
 }
 
 var _ notify.Notifier = Notifications{}
@@ -67,7 +71,13 @@ func (n Notifications) Notify(ctx context.Context, m notify.Message) error {
 			return err
 		}
 	}
-	return n.Queue.Enqueue(ctx, Event{ID: m.ID, Type: m.Type, Time: m.Time, Data: b})
+	if err := n.Queue.Enqueue(ctx, Event{ID: m.ID, Type: m.Type, Time: m.Time, Data: b}); err != nil {
+		return err
+	}
+	if n.Queued != nil {
+		n.Queued()
+	}
+	return nil
 }
 
 // Deliver returns the function that a Dispatcher over Queue delivers each
