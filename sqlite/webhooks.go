@@ -10,10 +10,7 @@ import (
 	"github.com/sessiond/sessiond/webhook"
 )
 
-var (
-	_ webhook.Store = (*Store)(nil)
-	_ webhook.Queue = outbox{}
-)
+var _ webhook.Queue = outbox{}
 
 // Two outboxes share the code below: webhook_outbox, whose lifecycle
 // events are written by the triggers of migration 00009, and
@@ -29,7 +26,9 @@ type outbox struct {
 	queue bool
 }
 
-func (s *Store) lifecycle() outbox { return outbox{s: s, table: "webhook_outbox"} }
+// Webhooks returns the outbox of lifecycle webhooks, for a
+// webhook.Dispatcher.
+func (s *Store) Webhooks() webhook.Store { return outbox{s: s, table: "webhook_outbox"} }
 
 // Notifications returns the queue of security notifications, in the same
 // database (webhook.Notifications writes into it).
@@ -42,36 +41,6 @@ func wrapWebhook(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
-}
-
-// SetWebhooksEnabled implements webhook.Store.
-func (s *Store) SetWebhooksEnabled(ctx context.Context, on bool) error {
-	return s.lifecycle().SetWebhooksEnabled(ctx, on)
-}
-
-// ClaimWebhookEvents implements webhook.Store.
-func (s *Store) ClaimWebhookEvents(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]webhook.Event, error) {
-	return s.lifecycle().ClaimWebhookEvents(ctx, now, limit, lease)
-}
-
-// WebhookDelivered implements webhook.Store.
-func (s *Store) WebhookDelivered(ctx context.Context, id string, at time.Time) error {
-	return s.lifecycle().WebhookDelivered(ctx, id, at)
-}
-
-// WebhookFailed implements webhook.Store.
-func (s *Store) WebhookFailed(ctx context.Context, id string, at, next time.Time, dead bool, lastError string) error {
-	return s.lifecycle().WebhookFailed(ctx, id, at, next, dead, lastError)
-}
-
-// WebhookDeliveries implements webhook.Store.
-func (s *Store) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webhook.Delivery, error) {
-	return s.lifecycle().WebhookDeliveries(ctx, f)
-}
-
-// PruneWebhookEvents implements webhook.Store.
-func (s *Store) PruneWebhookEvents(ctx context.Context, before time.Time) (int, error) {
-	return s.lifecycle().PruneWebhookEvents(ctx, before)
 }
 
 // SetWebhooksEnabled turns the lifecycle triggers on or off; the queue is

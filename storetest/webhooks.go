@@ -19,7 +19,7 @@ import (
 type WebhookBackend interface {
 	sessiond.Store
 	account.Store
-	webhook.Store
+	Webhooks() webhook.Store
 }
 
 // RunWebhookOutbox is the conformance suite of webhook.Store over a
@@ -34,10 +34,10 @@ func RunWebhookOutbox(t *testing.T, newStore func(t *testing.T) WebhookBackend) 
 		{"Events", testWebhookEvents},
 		{"Disabled", testWebhookDisabled},
 		{"ClaimLeaseAndOutcome", func(t *testing.T, st WebhookBackend) {
-			testOutboxClaim(t, st, func(n int) { makeEvents(t, st, n) }, false)
+			testOutboxClaim(t, st.Webhooks(), func(n int) { makeEvents(t, st, n) }, false)
 		}},
 		{"ClaimConcurrent", func(t *testing.T, st WebhookBackend) {
-			testOutboxClaimConcurrent(t, st, func(n int) { makeEvents(t, st, n) })
+			testOutboxClaimConcurrent(t, st.Webhooks(), func(n int) { makeEvents(t, st, n) })
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func eventData(t *testing.T, e webhook.Event) map[string]any {
 
 func testWebhookEvents(t *testing.T, st WebhookBackend) {
 	ctx := t.Context()
-	if err := st.SetWebhooksEnabled(ctx, true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	clock := NewClock()
@@ -122,7 +122,7 @@ func testWebhookEvents(t *testing.T, st WebhookBackend) {
 		t.Fatal(err)
 	}
 
-	evs := claimAll(t, st)
+	evs := claimAll(t, st.Webhooks())
 	var got []string
 	for _, e := range evs {
 		d := eventData(t, e)
@@ -182,18 +182,18 @@ func testWebhookDisabled(t *testing.T, st WebhookBackend) {
 		}
 	}
 	create() // off by default
-	if evs := claimAll(t, st); len(evs) != 0 {
+	if evs := claimAll(t, st.Webhooks()); len(evs) != 0 {
 		t.Fatalf("%d events while the outbox was never enabled", len(evs))
 	}
-	if err := st.SetWebhooksEnabled(ctx, true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	create()
-	if err := st.SetWebhooksEnabled(ctx, false); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	create()
-	if evs := claimAll(t, st); len(evs) != 2 {
+	if evs := claimAll(t, st.Webhooks()); len(evs) != 2 {
 		t.Fatalf("%d events, want the 2 of the enabled period", len(evs))
 	}
 }
@@ -201,7 +201,7 @@ func testWebhookDisabled(t *testing.T, st WebhookBackend) {
 // makeEvents enables the outbox and makes n session.created events.
 func makeEvents(t *testing.T, st WebhookBackend, n int) {
 	t.Helper()
-	if err := st.SetWebhooksEnabled(t.Context(), true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sessiond.NewManager(st, sessiond.Policy{})

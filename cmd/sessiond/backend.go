@@ -52,7 +52,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", c.Database, err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st.Webhooks()
 		b.notify = st.Notifications()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen // the CLI or another process on the file
@@ -61,7 +61,7 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", redactURL(c.Database), err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st.Webhooks()
 		b.notify = st.Notifications()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen
