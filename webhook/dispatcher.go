@@ -70,7 +70,8 @@ type Dispatcher struct {
 	// Batch is how many events one read claims; Workers how many POSTs
 	// run at once. Defaults 100 and 4.
 	Batch, Workers int
-	// Timeout bounds one POST. Default 10s.
+	// Timeout bounds one delivery (a POST, or a call of Deliver).
+	// Default 10s.
 	Timeout time.Duration
 	// Retention is how long delivered and dead events stay in the outbox
 	// (for the admin API) before they are deleted. Default 7 days.
