@@ -127,8 +127,15 @@ func (k *Keyring) Run(ctx context.Context, every, maxTTL, skew time.Duration, on
 
 // ChainKey derives the refresh-chain key from the key-encryption key, so a
 // deployment configures one secret for both.
-func (e *KeyEncryption) ChainKey() []byte {
+func (e *KeyEncryption) ChainKey() []byte { return e.derive("sessiond refresh chain v1") }
+
+// OutboxKey derives the key that seals queued notifications (they may
+// carry reset and email-change tokens) from the key-encryption key.
+func (e *KeyEncryption) OutboxKey() []byte { return e.derive("sessiond notification outbox v1") }
+
+// derive is a 32-byte key for purpose: HMAC-SHA256 of it under the KEK.
+func (e *KeyEncryption) derive(purpose string) []byte {
 	m := hmac.New(sha256.New, e.kek)
-	m.Write([]byte("sessiond refresh chain v1"))
+	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }

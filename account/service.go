@@ -509,7 +509,17 @@ func (s *Service) ChangePassword(ctx context.Context, id, current, newPassword s
 // time, nil) after about the same work, so that the answer can be the
 // same. A malformed email gives ErrInvalidEmail.
 func (s *Service) RequestReset(ctx context.Context, email string) (token string, u *User, expiresAt time.Time, err error) {
-	r, err := s.requestReset(ctx, email, "", nil)
+	r, err := s.requestReset(ctx, email, "", nil, nil)
+	return r.Token, r.User, r.ExpiresAt, err
+}
+
+// RequestResetThen is RequestReset that, for a known email, also calls
+// then with the token, the user and the expiry before it returns, within
+// the time an unknown email is padded to: the caller's handing over of the
+// token (a write into a durable queue) then costs the same whether or not
+// the account exists. then may be nil.
+func (s *Service) RequestResetThen(ctx context.Context, email string, then func(ctx context.Context, token string, u *User, expiresAt time.Time)) (token string, u *User, expiresAt time.Time, err error) {
+	r, err := s.requestReset(ctx, email, "", nil, then)
 	return r.Token, r.User, r.ExpiresAt, err
 }
 
@@ -527,16 +537,17 @@ type ResetRequest struct {
 	Limited bool
 }
 
-// RequestResetFrom is RequestReset for a request from the client key from
-// (an address, an IPv6 /64), held to l: the request is counted in the
+// RequestResetFrom is RequestResetThen for a request from the client key
+// from (an address, an IPv6 /64), held to l: the request is counted in the
 // store, which every node shares, and a known account over the limit gets
-// no token (Limited). Unknown emails are not counted.
-func (s *Service) RequestResetFrom(ctx context.Context, email, from string, l ResetLimit) (ResetRequest, error) {
-	return s.requestReset(ctx, email, from, &l)
+// no token (Limited), after the same padding as an unknown email. Unknown
+// emails are not counted.
+func (s *Service) RequestResetFrom(ctx context.Context, email, from string, l ResetLimit, then func(ctx context.Context, token string, u *User, expiresAt time.Time)) (ResetRequest, error) {
+	return s.requestReset(ctx, email, from, &l, then)
 }
 
-// requestReset is RequestReset, and with l non-nil RequestResetFrom.
-func (s *Service) requestReset(ctx context.Context, email, from string, l *ResetLimit) (ResetRequest, error) {
+// requestReset is RequestResetThen, and with l non-nil RequestResetFrom.
+func (s *Service) requestReset(ctx context.Context, email, from string, l *ResetLimit, then func(ctx context.Context, token string, u *User, expiresAt time.Time)) (ResetRequest, error) {
 	normalized, err := NormalizeEmail(email)
 	if err != nil {
 		return ResetRequest{}, err
@@ -565,6 +576,9 @@ func (s *Service) requestReset(ctx context.Context, email, from string, l *Reset
 			return ResetRequest{}, err
 		}
 		if !ok {
+			if err := s.resetCost.pad(ctx); err != nil {
+				return ResetRequest{}, err
+			}
 			return ResetRequest{User: public(u), Limited: true}, nil
 		}
 	}
@@ -572,6 +586,9 @@ func (s *Service) requestReset(ctx context.Context, email, from string, l *Reset
 	token, expiresAt, err := s.issueResetToken(ctx, u.ID)
 	if err != nil {
 		return ResetRequest{}, err
+	}
+	if then != nil {
+		then(ctx, token, public(u), expiresAt)
 	}
 	s.resetCost.observe(time.Since(start))
 	return ResetRequest{Token: token, User: public(u), ExpiresAt: expiresAt}, nil

@@ -93,7 +93,10 @@ type Deps struct {
 	// Sessions and Accounts are required.
 	Sessions *sessiond.Manager
 	Accounts *account.Service
-	// Notifier delivers security notifications. Default notify.Discard.
+	// Notifier takes security notifications, in the request, before it
+	// answers: it should be quick and durable, as sessiond's queue
+	// (webhook.Notifications, delivered by a webhook.Dispatcher) is; a
+	// slow one slows the requests. Default notify.Discard.
 	Notifier notify.Notifier
 	// Audit keeps the security-event trail. Default nil: none is kept.
 	Audit audit.Store
@@ -118,7 +121,7 @@ type Flows struct {
 	loginLimiter *limiterSet   // nil: off
 	anonLimiter  *limiterSet   // nil: off
 	resetByIP    *limiterSet   // per node; the per-account limit is in the store
-	background   chan struct{} // bounds notification goroutines
+	background   chan struct{} // bounds background goroutines (hijack.go)
 	addrSeen     addressesSeen // hijack.go
 
 	tokenLimiter *keyedLimiter[netip.Addr] // rejected tokens per address (limits.go); nil: off
@@ -256,7 +259,8 @@ func (f *Flows) goBackground(ctx context.Context, fn func(context.Context)) bool
 	return true
 }
 
-// Wait blocks until background notification deliveries finish or ctx ends.
+// Wait blocks until background work (the address checks of hijack.go)
+// finishes or ctx ends.
 func (f *Flows) Wait(ctx context.Context) {
 	for range cap(f.background) {
 		select {

@@ -69,9 +69,12 @@ func (f *Flows) rotate(ctx context.Context, caller Caller) (*sessiond.Session, s
 }
 
 // StartReset starts a password reset for email under the per-address and
-// per-account limits. Known and unknown emails answer alike: the lookup,
-// the per-account limit and the delivery run after the answer. An address
-// that is not one is account.ErrInvalidEmail.
+// per-account limits. Known and unknown emails answer alike: for a known
+// one under its limits the token is issued and its message handed to the
+// notifier (in sessiond, written into the durable queue) before the
+// answer, and an unknown one, or one over its limit, is padded to the same
+// time; a failure is logged, not answered. An address that is not one is
+// account.ErrInvalidEmail.
 //
 // The per-account allowance (Config.ResetRatePerAccount an hour) is
 // counted per account and client address (addrKey: IPv6 by /64), so that
@@ -100,22 +103,18 @@ func (f *Flows) StartReset(ctx context.Context, c Client, email string) error {
 		PerKey: f.cfg.ResetRatePerAccount,
 		Total:  ResetAccountCapFactor * f.cfg.ResetRatePerAccount,
 	}
-	f.goBackground(ctx, func(ctx context.Context) {
-		r, err := f.accounts.RequestResetFrom(ctx, email, from, limit)
-		switch {
-		case err != nil:
-			f.metrics.resets.WithLabelValues("failed").Inc()
-			f.log.ErrorContext(ctx, "password reset failed", "err", err)
-			return
-		case r.User == nil:
-			f.metrics.resets.WithLabelValues("unknown").Inc()
-			return
-		case r.Limited:
-			f.metrics.resets.WithLabelValues("limited").Inc()
-			return
-		}
-		f.sendReset(ctx, r.User, r.Token, r.ExpiresAt)
-	})
+	// The message is queued before the answer, within the time an
+	// unknown address (or an account over its limit) is padded to.
+	r, err := f.accounts.RequestResetFrom(context.WithoutCancel(ctx), email, from, limit, f.sendReset)
+	switch {
+	case err != nil:
+		f.metrics.resets.WithLabelValues("failed").Inc()
+		f.log.ErrorContext(ctx, "password reset failed", "err", err)
+	case r.User == nil:
+		f.metrics.resets.WithLabelValues("unknown").Inc()
+	case r.Limited:
+		f.metrics.resets.WithLabelValues("limited").Inc()
+	}
 	return nil
 }
 

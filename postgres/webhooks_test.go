@@ -5,8 +5,13 @@ import (
 
 	"github.com/sessiond/sessiond/postgres"
 	"github.com/sessiond/sessiond/storetest"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 func TestWebhookOutboxConformance(t *testing.T) {
 	storetest.RunWebhookOutbox(t, func(t *testing.T) storetest.WebhookBackend { return postgres.OpenTest(t) })
+}
+
+func TestNotificationQueueConformance(t *testing.T) {
+	storetest.RunQueue(t, func(t *testing.T) webhook.Queue { return postgres.OpenTest(t).Notifications() })
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sessiond/sessiond/audit"
 	"github.com/sessiond/sessiond/memstore"
 	"github.com/sessiond/sessiond/notify"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // newNotifyEnv is newHijackEnv whose accounts tell the server of locks, as
@@ -146,10 +147,20 @@ func (n slowNotifier) Notify(ctx context.Context, _ notify.Message) error {
 	return errors.New("the mail relay is down")
 }
 
-// TestNotificationsNeverBlock: a notifier that hangs and fails slows and
-// fails no request.
+// TestNotificationsNeverBlock: with sessiond's wiring (the flows write
+// into the durable queue, a dispatcher delivers), a notifier that hangs
+// and fails slows and fails no request.
 func TestNotificationsNeverBlock(t *testing.T) {
-	e := newNotifyEnv(t, slowNotifier{delay: 3 * time.Second})
+	q := &memstore.Queue{}
+	queue := webhook.Notifications{Queue: q}
+	d := &webhook.Dispatcher{Store: q, Deliver: queue.Deliver(slowNotifier{delay: 3 * time.Second}), Name: "notification",
+		Log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	queue.Queued = d.Wake
+	e := newNotifyEnv(t, queue)
 	const pw = "correct horse battery"
 	u, err := e.users.Register(t.Context(), "bob@example.com", pw, nil)
 	if err != nil {

@@ -92,6 +92,9 @@ type Deps struct {
 	// admin API lists and whose metrics the server serves; the caller
 	// runs it. Default nil: none.
 	Webhooks *webhook.Dispatcher
+	// Collectors are more metrics the server serves (sessiond's: the
+	// notification dispatcher's). Default none.
+	Collectors []prometheus.Collector
 }
 
 // New returns a Server. It starts no goroutines.
@@ -127,6 +130,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.metrics = newMetrics(reg)
 	reg.MustRegister(d.Flows.Collectors()...)
+	reg.MustRegister(d.Collectors...)
 	if d.Webhooks != nil {
 		s.webhooks = d.Webhooks
 		reg.MustRegister(d.Webhooks.Collectors()...)

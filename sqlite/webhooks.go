@@ -10,10 +10,31 @@ import (
 	"github.com/sessiond/sessiond/webhook"
 )
 
-var _ webhook.Store = (*Store)(nil)
+var _ webhook.Queue = outbox{}
 
-// The outbox's events are written by the triggers of migration 00009; the
-// methods below are the dispatcher's bookkeeping.
+// Two outboxes share the code below: webhook_outbox, whose lifecycle
+// events are written by the triggers of migration 00009, and
+// notify_outbox (00015), the queue of security notifications that sessiond
+// writes itself (Store.Notifications). The methods are the dispatchers'
+// bookkeeping.
+
+// outbox is one outbox table. queue marks notify_outbox: always on,
+// delivered rows deleted, dead rows without their data.
+type outbox struct {
+	s     *Store
+	table string
+	queue bool
+}
+
+// Webhooks returns the outbox of lifecycle webhooks, for a
+// webhook.Dispatcher.
+func (s *Store) Webhooks() webhook.Store { return outbox{s: s, table: "webhook_outbox"} }
+
+// Notifications returns the queue of security notifications, in the same
+// database (webhook.Notifications writes into it).
+func (s *Store) Notifications() webhook.Queue {
+	return outbox{s: s, table: "notify_outbox", queue: true}
+}
 
 func wrapWebhook(op string, err error) error {
 	if err == nil {
@@ -22,21 +43,32 @@ func wrapWebhook(op string, err error) error {
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 
-// SetWebhooksEnabled implements webhook.Store.
-func (s *Store) SetWebhooksEnabled(ctx context.Context, on bool) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE webhook_state SET enabled = ?1 WHERE id = 1`, on)
+// SetWebhooksEnabled turns the lifecycle triggers on or off; the queue is
+// always on.
+func (o outbox) SetWebhooksEnabled(ctx context.Context, on bool) error {
+	if o.queue {
+		return ctx.Err()
+	}
+	_, err := o.s.w.ExecContext(ctx, `UPDATE webhook_state SET enabled = ?1 WHERE id = 1`, on)
 	return wrapWebhook("set webhooks enabled", err)
 }
 
-// ClaimWebhookEvents implements webhook.Store: one UPDATE ... RETURNING on
-// the writer, which is exclusive, so two claims never return one event.
-func (s *Store) ClaimWebhookEvents(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]webhook.Event, error) {
+// Enqueue implements webhook.Queue.
+func (o outbox) Enqueue(ctx context.Context, e webhook.Event) error {
+	_, err := o.s.w.ExecContext(ctx, `INSERT INTO `+o.table+` (id, type, data, created_at) VALUES (?1, ?2, ?3, ?4)`,
+		e.ID, e.Type, string(e.Data), micros(e.Time))
+	return wrapWebhook("enqueue", err)
+}
+
+// ClaimWebhookEvents is one UPDATE ... RETURNING on the writer, which is
+// exclusive, so two claims never return one event.
+func (o outbox) ClaimWebhookEvents(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]webhook.Event, error) {
 	if limit <= 0 {
 		return nil, ctx.Err()
 	}
-	rows, err := s.w.QueryContext(ctx, `UPDATE webhook_outbox SET next_attempt_at = ?3
+	rows, err := o.s.w.QueryContext(ctx, `UPDATE `+o.table+` SET next_attempt_at = ?3
 		WHERE seq IN (
-			SELECT seq FROM webhook_outbox
+			SELECT seq FROM `+o.table+`
 			WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1
 			ORDER BY seq LIMIT ?2)
 		RETURNING seq, id, type, data, created_at, attempts`,
@@ -70,34 +102,43 @@ func (s *Store) ClaimWebhookEvents(ctx context.Context, now time.Time, limit int
 	return out, nil
 }
 
-// WebhookDelivered implements webhook.Store.
-func (s *Store) WebhookDelivered(ctx context.Context, id string, at time.Time) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE webhook_outbox
-		SET delivered_at = ?2, attempts = attempts + 1, last_error = ''
-		WHERE id = ?1 AND delivered_at IS NULL`, id, micros(at))
+// WebhookDelivered marks the event delivered, or deletes it from the queue.
+func (o outbox) WebhookDelivered(ctx context.Context, id string, at time.Time) error {
+	var err error
+	if o.queue {
+		_, err = o.s.w.ExecContext(ctx, `DELETE FROM `+o.table+` WHERE id = ?1`, id)
+	} else {
+		_, err = o.s.w.ExecContext(ctx, `UPDATE `+o.table+` SET delivered_at = ?2, attempts = attempts + 1, last_error = ''
+			WHERE id = ?1 AND delivered_at IS NULL`, id, micros(at))
+	}
 	return wrapWebhook("webhook delivered", err)
 }
 
-// WebhookFailed implements webhook.Store.
-func (s *Store) WebhookFailed(ctx context.Context, id string, at, next time.Time, dead bool, lastError string) error {
+// WebhookFailed counts a failed attempt; a dead event of the queue loses
+// its data.
+func (o outbox) WebhookFailed(ctx context.Context, id string, at, next time.Time, dead bool, lastError string) error {
 	var deadAt any
 	if dead {
 		deadAt = micros(at)
 	}
-	_, err := s.w.ExecContext(ctx, `UPDATE webhook_outbox
-		SET attempts = attempts + 1, next_attempt_at = ?2, dead_at = ?3, last_error = ?4
+	wipe := ""
+	if o.queue {
+		wipe = `, data = CASE WHEN ?3 IS NULL THEN data ELSE '{}' END`
+	}
+	_, err := o.s.w.ExecContext(ctx, `UPDATE `+o.table+`
+		SET attempts = attempts + 1, next_attempt_at = ?2, dead_at = ?3, last_error = ?4`+wipe+`
 		WHERE id = ?1 AND delivered_at IS NULL AND dead_at IS NULL`, id, micros(next), deadAt, lastError)
 	return wrapWebhook("webhook failed", err)
 }
 
-// WebhookDeliveries implements webhook.Store.
-func (s *Store) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webhook.Delivery, error) {
+// WebhookDeliveries lists the outbox per f, the newest first.
+func (o outbox) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webhook.Delivery, error) {
 	where, err := f.Where()
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: webhook deliveries: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT id, type, data, created_at, attempts, next_attempt_at,
-		delivered_at, dead_at, last_error FROM webhook_outbox `+where+` ORDER BY seq DESC LIMIT ?1`, f.EffectiveLimit())
+	rows, err := o.s.r.QueryContext(ctx, `SELECT id, type, data, created_at, attempts, next_attempt_at,
+		delivered_at, dead_at, last_error FROM `+o.table+` `+where+` ORDER BY seq DESC LIMIT ?1`, f.EffectiveLimit())
 	if err != nil {
 		return nil, wrapWebhook("webhook deliveries", err)
 	}
@@ -123,9 +164,9 @@ func (s *Store) WebhookDeliveries(ctx context.Context, f webhook.Filter) ([]webh
 	return out, wrapWebhook("webhook deliveries", rows.Err())
 }
 
-// PruneWebhookEvents implements webhook.Store.
-func (s *Store) PruneWebhookEvents(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM webhook_outbox
+// PruneWebhookEvents deletes delivered and dead events older than before.
+func (o outbox) PruneWebhookEvents(ctx context.Context, before time.Time) (int, error) {
+	res, err := o.s.w.ExecContext(ctx, `DELETE FROM `+o.table+`
 		WHERE delivered_at < ?1 OR dead_at < ?1`, micros(before))
 	if err != nil {
 		return 0, wrapWebhook("prune webhook events", err)

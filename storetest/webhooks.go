@@ -19,7 +19,7 @@ import (
 type WebhookBackend interface {
 	sessiond.Store
 	account.Store
-	webhook.Store
+	Webhooks() webhook.Store
 }
 
 // RunWebhookOutbox is the conformance suite of webhook.Store over a
@@ -33,8 +33,12 @@ func RunWebhookOutbox(t *testing.T, newStore func(t *testing.T) WebhookBackend) 
 	}{
 		{"Events", testWebhookEvents},
 		{"Disabled", testWebhookDisabled},
-		{"ClaimLeaseAndOutcome", testWebhookClaim},
-		{"ClaimConcurrent", testWebhookClaimConcurrent},
+		{"ClaimLeaseAndOutcome", func(t *testing.T, st WebhookBackend) {
+			testOutboxClaim(t, st.Webhooks(), func(n int) { makeEvents(t, st, n) }, false)
+		}},
+		{"ClaimConcurrent", func(t *testing.T, st WebhookBackend) {
+			testOutboxClaimConcurrent(t, st.Webhooks(), func(n int) { makeEvents(t, st, n) })
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -65,7 +69,7 @@ func eventData(t *testing.T, e webhook.Event) map[string]any {
 
 func testWebhookEvents(t *testing.T, st WebhookBackend) {
 	ctx := t.Context()
-	if err := st.SetWebhooksEnabled(ctx, true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	clock := NewClock()
@@ -118,7 +122,7 @@ func testWebhookEvents(t *testing.T, st WebhookBackend) {
 		t.Fatal(err)
 	}
 
-	evs := claimAll(t, st)
+	evs := claimAll(t, st.Webhooks())
 	var got []string
 	for _, e := range evs {
 		d := eventData(t, e)
@@ -178,18 +182,18 @@ func testWebhookDisabled(t *testing.T, st WebhookBackend) {
 		}
 	}
 	create() // off by default
-	if evs := claimAll(t, st); len(evs) != 0 {
+	if evs := claimAll(t, st.Webhooks()); len(evs) != 0 {
 		t.Fatalf("%d events while the outbox was never enabled", len(evs))
 	}
-	if err := st.SetWebhooksEnabled(ctx, true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	create()
-	if err := st.SetWebhooksEnabled(ctx, false); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	create()
-	if evs := claimAll(t, st); len(evs) != 2 {
+	if evs := claimAll(t, st.Webhooks()); len(evs) != 2 {
 		t.Fatalf("%d events, want the 2 of the enabled period", len(evs))
 	}
 }
@@ -197,7 +201,7 @@ func testWebhookDisabled(t *testing.T, st WebhookBackend) {
 // makeEvents enables the outbox and makes n session.created events.
 func makeEvents(t *testing.T, st WebhookBackend, n int) {
 	t.Helper()
-	if err := st.SetWebhooksEnabled(t.Context(), true); err != nil {
+	if err := st.Webhooks().SetWebhooksEnabled(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sessiond.NewManager(st, sessiond.Policy{})
@@ -211,9 +215,12 @@ func makeEvents(t *testing.T, st WebhookBackend, n int) {
 	}
 }
 
-func testWebhookClaim(t *testing.T, st WebhookBackend) {
+// testOutboxClaim checks claims, leases and outcomes over an outbox that
+// fill(n) puts n events into. queue: st is a webhook.Queue, which deletes
+// delivered events and drops the data of dead ones.
+func testOutboxClaim(t *testing.T, st webhook.Store, fill func(n int), queue bool) {
 	ctx := t.Context()
-	makeEvents(t, st, 3)
+	fill(3)
 	now := time.Now().Add(time.Minute) // past the database's clock
 	first, err := st.ClaimWebhookEvents(ctx, now, 2, time.Minute)
 	if err != nil || len(first) != 2 {
@@ -250,16 +257,20 @@ func testWebhookClaim(t *testing.T, st WebhookBackend) {
 		t.Fatalf("claim after the lease = %+v, %v", late, err)
 	}
 
+	kept := 3
+	if queue {
+		kept = 2 // the delivered one is gone
+	}
 	all, err := st.WebhookDeliveries(ctx, webhook.Filter{})
-	if err != nil || len(all) != 3 {
-		t.Fatalf("WebhookDeliveries = %d, %v", len(all), err)
+	if err != nil || len(all) != kept {
+		t.Fatalf("WebhookDeliveries = %d, %v; want %d", len(all), err, kept)
 	}
 	status := map[string]webhook.Delivery{}
 	for _, d := range all {
 		status[d.ID] = d
 	}
-	if d := status[first[0].ID]; d.Status != webhook.StatusDelivered || d.Attempts != 1 || d.DeliveredAt.IsZero() {
-		t.Errorf("delivered event %+v", d)
+	if d, ok := status[first[0].ID]; queue == ok || !queue && (d.Status != webhook.StatusDelivered || d.Attempts != 1 || d.DeliveredAt.IsZero()) {
+		t.Errorf("delivered event %+v (kept: %v)", d, ok)
 	}
 	if d := status[first[1].ID]; d.Status != webhook.StatusPending || d.Attempts != 1 || d.LastError != "receiver answered 500" {
 		t.Errorf("failed event %+v", d)
@@ -267,13 +278,16 @@ func testWebhookClaim(t *testing.T, st WebhookBackend) {
 	if d := status[rest[0].ID]; d.Status != webhook.StatusDead || d.DeadAt.IsZero() || d.LastError != "gave up" {
 		t.Errorf("dead event %+v", d)
 	}
+	if d := status[rest[0].ID]; queue && (string(d.Data) != "{}" || d.Type != rest[0].Type) {
+		t.Errorf("dead queued event kept its data %s (type %q)", d.Data, d.Type)
+	}
 	if all[0].ID != rest[0].ID {
 		t.Errorf("deliveries are not newest first: %v", all)
 	}
 	for _, c := range []struct {
 		status string
 		want   int
-	}{{webhook.StatusPending, 1}, {webhook.StatusDelivered, 1}, {webhook.StatusDead, 1}} {
+	}{{webhook.StatusPending, 1}, {webhook.StatusDelivered, kept - 2}, {webhook.StatusDead, 1}} {
 		got, err := st.WebhookDeliveries(ctx, webhook.Filter{Status: c.status})
 		if err != nil || len(got) != c.want {
 			t.Errorf("WebhookDeliveries(%s) = %d, %v", c.status, len(got), err)
@@ -284,16 +298,18 @@ func testWebhookClaim(t *testing.T, st WebhookBackend) {
 	}
 	// Pruning removes old delivered and dead events, never pending ones.
 	n, err := st.PruneWebhookEvents(ctx, at.Add(time.Second))
-	if err != nil || n != 2 {
-		t.Fatalf("PruneWebhookEvents = %d, %v; want 2", n, err)
+	if err != nil || n != kept-1 {
+		t.Fatalf("PruneWebhookEvents = %d, %v; want %d", n, err, kept-1)
 	}
 	if left, _ := st.WebhookDeliveries(ctx, webhook.Filter{}); len(left) != 1 || left[0].ID != first[1].ID {
 		t.Fatalf("after pruning: %+v", left)
 	}
 }
 
-func testWebhookClaimConcurrent(t *testing.T, st WebhookBackend) {
-	makeEvents(t, st, 40)
+// testOutboxClaimConcurrent checks that concurrent claims over 40 events
+// return each once.
+func testOutboxClaimConcurrent(t *testing.T, st webhook.Store, fill func(n int)) {
+	fill(40)
 	now := time.Now().Add(time.Minute)
 	var mu sync.Mutex
 	seen := map[string]int{}

@@ -38,15 +38,23 @@ const (
 	DefaultRetention    = 7 * 24 * time.Hour
 )
 
-// Dispatcher delivers the outbox's events to URL. The zero value of every
-// optional field is its documented default. Run it with Run.
+// Dispatcher delivers the outbox's events to URL, or with Deliver. The
+// zero value of every optional field is its documented default. Run it
+// with Run.
 type Dispatcher struct {
 	// Store is the outbox. Required.
 	Store Store
-	// URL receives the POSTs. Required.
+	// URL receives the POSTs. Required unless Deliver is set.
 	URL string
-	// Secret signs them. Required.
+	// Secret signs them. Required unless Deliver is set.
 	Secret []byte
+	// Deliver, when set, delivers each event instead of a signed POST to
+	// URL (the notification queue: Notifications.Deliver); a non-nil
+	// error is a failed attempt. Default nil.
+	Deliver func(ctx context.Context, e Event) error
+	// Name names the outbox in metrics (sessiond_<Name>_deliveries_total,
+	// ...) and logs. Default "webhook".
+	Name string
 
 	// MaxAttempts is how many failed deliveries dead-letter an event.
 	// Default 20, which with the default backoff spans about two hours.
@@ -62,7 +70,8 @@ type Dispatcher struct {
 	// Batch is how many events one read claims; Workers how many POSTs
 	// run at once. Defaults 100 and 4.
 	Batch, Workers int
-	// Timeout bounds one POST. Default 10s.
+	// Timeout bounds one delivery (a POST, or a call of Deliver).
+	// Default 10s.
 	Timeout time.Duration
 	// Retention is how long delivered and dead events stay in the outbox
 	// (for the admin API) before they are deleted. Default 7 days.
@@ -76,6 +85,7 @@ type Dispatcher struct {
 
 	once    sync.Once
 	metrics *metrics
+	wake    chan struct{}
 }
 
 type metrics struct {
@@ -115,12 +125,16 @@ func (d *Dispatcher) init() {
 		if d.Now == nil {
 			d.Now = time.Now
 		}
+		if d.Name == "" {
+			d.Name = "webhook"
+		}
+		d.wake = make(chan struct{}, 1)
 		d.metrics = &metrics{
-			deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_webhook_deliveries_total",
-				Help: "Lifecycle webhook delivery attempts, by outcome (delivered, failed: to be retried, dead: given up)."}, []string{"outcome"}),
-			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessiond_webhook_delivery_duration_seconds",
-				Help: "Time of one webhook POST.", Buckets: prometheus.DefBuckets}),
-			lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessiond_webhook_delivery_lag_seconds",
+			deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessiond_" + d.Name + "_deliveries_total",
+				Help: "Delivery attempts from the " + d.Name + " outbox, by outcome (delivered, failed: to be retried, dead: given up)."}, []string{"outcome"}),
+			latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessiond_" + d.Name + "_delivery_duration_seconds",
+				Help: "Time of one delivery from the " + d.Name + " outbox.", Buckets: prometheus.DefBuckets}),
+			lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessiond_" + d.Name + "_delivery_lag_seconds",
 				Help:    "Time from an event to its successful delivery.",
 				Buckets: []float64{.01, .05, .1, .5, 1, 5, 30, 60, 300, 900, 3600, 7200}}),
 		}
@@ -133,16 +147,27 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{d.metrics.deliveries, d.metrics.latency, d.metrics.lag}
 }
 
+// Wake makes a running Dispatcher read its outbox now rather than at the
+// next PollInterval: call it after writing an event that is due at once
+// (Notifications.Queued). It never blocks.
+func (d *Dispatcher) Wake() {
+	d.init()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Outbox returns the Dispatcher's store, for the admin API.
 func (d *Dispatcher) Outbox() Store { return d.Store }
 
 // Run turns the outbox on and delivers its events until ctx ends; it
 // prunes old delivered and dead events hourly. It returns ctx.Err(), or an
-// error at once when the Dispatcher lacks Store, URL or Secret or the
-// outbox cannot be turned on.
+// error at once when the Dispatcher lacks Store, or both Deliver and URL
+// and Secret, or the outbox cannot be turned on.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if d.Store == nil || d.URL == "" || len(d.Secret) == 0 {
-		return errors.New("webhook: Dispatcher needs Store, URL and Secret")
+	if d.Store == nil || (d.Deliver == nil && (d.URL == "" || len(d.Secret) == 0)) {
+		return errors.New("webhook: Dispatcher needs Store, and Deliver or URL and Secret")
 	}
 	d.init()
 	if err := d.Store.SetWebhooksEnabled(ctx, true); err != nil {
@@ -157,17 +182,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
+		case <-d.wake:
+			t.Stop()
 		}
 		now := d.Now()
 		if now.Sub(pruned) > time.Hour {
 			if _, err := d.Store.PruneWebhookEvents(ctx, now.Add(-d.Retention)); err != nil && ctx.Err() == nil {
-				d.Log.WarnContext(ctx, "pruning webhook events", "err", err)
+				d.Log.WarnContext(ctx, "pruning the "+d.Name+" outbox", "err", err)
 			}
 			pruned = now
 		}
 		evs, err := d.Store.ClaimWebhookEvents(ctx, now, d.Batch, lease)
 		if err != nil && ctx.Err() == nil {
-			d.Log.WarnContext(ctx, "reading the webhook outbox", "err", err)
+			d.Log.WarnContext(ctx, "reading the "+d.Name+" outbox", "err", err)
 		}
 		d.deliverAll(ctx, evs)
 		wait := d.PollInterval
@@ -199,7 +226,7 @@ func (d *Dispatcher) deliverAll(ctx context.Context, evs []Event) {
 // deliver POSTs one event and records the outcome.
 func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 	start := time.Now()
-	err := d.post(ctx, e)
+	err := d.send(ctx, e)
 	d.metrics.latency.Observe(time.Since(start).Seconds())
 	now := d.Now()
 	// The bookkeeping outlives a shutdown that cut the POST short: an
@@ -210,7 +237,7 @@ func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 		d.metrics.deliveries.WithLabelValues("delivered").Inc()
 		d.metrics.lag.Observe(now.Sub(e.Time).Seconds())
 		if err := d.Store.WebhookDelivered(bctx, e.ID, now); err != nil {
-			d.Log.WarnContext(ctx, "recording a webhook delivery (it will be sent again)", "event_id", e.ID, "err", err)
+			d.Log.WarnContext(ctx, "recording a "+d.Name+" delivery (it will be sent again)", "event_id", e.ID, "err", err)
 		}
 		return
 	}
@@ -219,13 +246,13 @@ func (d *Dispatcher) deliver(ctx context.Context, e Event) {
 	next := now.Add(d.backoff(attempts))
 	if dead {
 		d.metrics.deliveries.WithLabelValues("dead").Inc()
-		d.Log.ErrorContext(ctx, "webhook event dead-lettered", "event_id", e.ID, "type", e.Type, "attempts", attempts, "err", err)
+		d.Log.ErrorContext(ctx, d.Name+" event dead-lettered", "event_id", e.ID, "type", e.Type, "attempts", attempts, "err", err)
 	} else {
 		d.metrics.deliveries.WithLabelValues("failed").Inc()
-		d.Log.WarnContext(ctx, "webhook delivery failed", "event_id", e.ID, "type", e.Type, "attempts", attempts, "retry_at", next, "err", err)
+		d.Log.WarnContext(ctx, d.Name+" delivery failed", "event_id", e.ID, "type", e.Type, "attempts", attempts, "retry_at", next, "err", err)
 	}
 	if err := d.Store.WebhookFailed(bctx, e.ID, now, next, dead, truncate(err.Error(), 500)); err != nil {
-		d.Log.WarnContext(ctx, "recording a failed webhook delivery", "event_id", e.ID, "err", err)
+		d.Log.WarnContext(ctx, "recording a failed "+d.Name+" delivery", "event_id", e.ID, "err", err)
 	}
 }
 
@@ -240,14 +267,22 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 	return b/2 + time.Duration(mrand.Int64N(int64(b/2)+1))
 }
 
+// send delivers one event within Timeout, with Deliver or a POST.
+func (d *Dispatcher) send(ctx context.Context, e Event) error {
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	if d.Deliver != nil {
+		return d.Deliver(ctx, e)
+	}
+	return d.post(ctx, e)
+}
+
 // post sends one event; any answer but 2xx is an error.
 func (d *Dispatcher) post(ctx context.Context, e Event) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
 		return err

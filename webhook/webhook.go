@@ -12,6 +12,12 @@
 // jitter, and dead-letters an event after a number of attempts. A receiver
 // that is down for an hour loses nothing: the events wait in the outbox.
 //
+// The same machinery delivers sessiond's security notifications: the
+// flows write each one into a second outbox (Queue, through
+// Notifications) before they answer, and a Dispatcher whose Deliver hands
+// it to a notify.Notifier delivers it with the same leases, retries and
+// dead letters.
+//
 // Delivery is at least once: an event may arrive twice (a receiver that
 // answered after the dispatcher gave up waiting, a dispatcher that crashed
 // between the POST and the bookkeeping). Receivers drop duplicates by the

@@ -27,6 +27,7 @@ type backend struct {
 	audit    audit.Store          // nil: no audit trail
 	keys     accesstoken.KeyStore // nil: no client-side sessions
 	webhooks webhook.Store        // the lifecycle webhooks' outbox
+	notify   webhook.Queue        // the queue of security notifications
 	ping     func(context.Context) error
 	close    func() error
 	// cacheable: the Manager may cache validated sessions (every change
@@ -82,7 +83,8 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", c.Database, err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st.Webhooks()
+		b.notify = st.Notifications()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen // the CLI or another process on the file
 	case dbPostgres:
@@ -90,7 +92,8 @@ func openBackend(ctx context.Context, c *config, log *slog.Logger) (*backend, er
 		if err != nil {
 			return nil, fmt.Errorf("opening %s: %w", redactURL(c.Database), err)
 		}
-		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st
+		b.sessions, b.accounts, b.audit, b.keys, b.webhooks = st, st, st.Audit(), st.Keys(), st.Webhooks()
+		b.notify = st.Notifications()
 		closers, pings = append(closers, st.Close), append(pings, st.Ping)
 		b.cacheable, b.changes = true, st.Listen
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sessiond/sessiond/accesstoken"
 	"github.com/sessiond/sessiond/flows"
+	"github.com/sessiond/sessiond/webhook"
 )
 
 // clientSide wires client-side sessions when a key-encryption key is
@@ -106,4 +107,20 @@ func keysCmd(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.CreatedAt.Format(time.RFC3339), k.ActiveAt.Format(time.RFC3339), state)
 	}
 	return tw.Flush()
+}
+
+// notificationQueue is the queue of security notifications in the
+// database, sealed with a key derived from the key-encryption key when one
+// is configured (the messages may carry reset and email-change tokens).
+func (a *app) notificationQueue() (webhook.Notifications, error) {
+	q := webhook.Notifications{Queue: a.backend.notify}
+	if a.cfg.kek == "" {
+		return q, nil
+	}
+	enc, err := accesstoken.NewKeyEncryption(a.cfg.kek)
+	if err != nil {
+		return q, err
+	}
+	q.Key = enc.OutboxKey()
+	return q, nil
 }

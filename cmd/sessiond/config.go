@@ -82,6 +82,9 @@ type config struct {
 	NotifyOutbox            string
 	NotifyWebhook           string
 	NotifyWebhookSecretFile string
+	NotifyMaxAttempts       int
+	NotifyRetryMin          time.Duration
+	NotifyRetryMax          time.Duration
 
 	WebhookURL         string
 	WebhookSecretFile  string
@@ -174,6 +177,9 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NotifyOutbox, "notify-outbox", "sessiond-outbox", "directory for notifications as JSON files (development)")
 	fs.StringVar(&c.NotifyWebhook, "notify-webhook", "", "URL that receives notifications as signed JSON POSTs (replaces the outbox)")
 	fs.StringVar(&c.NotifyWebhookSecretFile, "notify-webhook-secret-file", "", "file holding the webhook signing secret (or set SESSIOND_NOTIFY_WEBHOOK_SECRET)")
+	fs.IntVar(&c.NotifyMaxAttempts, "notify-max-attempts", 20, "failed deliveries of a queued notification before it is dead-lettered")
+	fs.DurationVar(&c.NotifyRetryMin, "notify-retry-min", time.Second, "wait after a notification's first failed delivery; doubled after each (with jitter)")
+	fs.DurationVar(&c.NotifyRetryMax, "notify-retry-max", 10*time.Minute, "longest wait between two deliveries of a notification")
 
 	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL that receives lifecycle events (session created, rotated, revoked; user created, deleted) as signed JSON POSTs, from a durable outbox, at least once")
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the lifecycle webhook signing secret (or set SESSIOND_WEBHOOK_SECRET)")
@@ -410,6 +416,7 @@ func (c *config) validate() error {
 		{"jwks-max-age", c.JWKSMaxAge}, {"key-reload-interval", c.KeyReloadInterval},
 		{"clock-skew", c.ClockSkew}, {"reauth-window", c.ReauthWindow}, {"email-change-token-ttl", c.EmailChangeTTL},
 		{"webhook-retry-min", c.WebhookRetryMin}, {"webhook-retry-max", c.WebhookRetryMax}, {"webhook-retention", c.WebhookRetention},
+		{"notify-retry-min", c.NotifyRetryMin}, {"notify-retry-max", c.NotifyRetryMax},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -484,6 +491,10 @@ func (c *config) validate() error {
 		return errors.New("--webhook-max-attempts must be at least 1")
 	case c.WebhookRetryMax < c.WebhookRetryMin:
 		return errors.New("--webhook-retry-max is shorter than --webhook-retry-min")
+	case c.NotifyMaxAttempts < 1:
+		return errors.New("--notify-max-attempts must be at least 1")
+	case c.NotifyRetryMax < c.NotifyRetryMin:
+		return errors.New("--notify-retry-max is shorter than --notify-retry-min")
 	case c.LockoutThreshold < 0:
 		return errors.New("--lockout-threshold must not be negative (0 switches lockout off)")
 	case c.LockoutMaxDuration < c.LockoutDuration:

@@ -135,6 +135,7 @@ type app struct {
 	server   *server.Server
 	keyring  *accesstoken.Keyring // nil: client-side sessions off
 	webhooks *webhook.Dispatcher  // nil: no lifecycle webhooks
+	notify   *webhook.Dispatcher  // delivers the queued notifications
 }
 
 func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string) string) (*app, error) {
@@ -180,6 +181,15 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		}
 		notifier = notify.Webhook{URL: c.NotifyWebhook, Secret: secret}
 	}
+	// The flows write each notification into the queue in the database
+	// before they answer; the dispatcher delivers it through notifier.
+	queue, err := a.notificationQueue()
+	if err != nil {
+		return fail(err)
+	}
+	a.notify = &webhook.Dispatcher{Store: queue.Queue, Deliver: queue.Deliver(notifier), Name: "notification",
+		MaxAttempts: c.NotifyMaxAttempts, MinBackoff: c.NotifyRetryMin, MaxBackoff: c.NotifyRetryMax, Log: log}
+	queue.Queued = a.notify.Wake
 	clientSide, err := a.clientSide(ctx)
 	if err != nil {
 		return fail(err)
@@ -204,7 +214,7 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 	a.flows, err = flows.New(c.flowsConfig(), flows.Deps{
 		Sessions:   a.sessions,
 		Accounts:   a.accounts,
-		Notifier:   notifier,
+		Notifier:   queue,
 		Audit:      b.audit,
 		Logger:     log,
 		ClientSide: clientSide,
@@ -223,6 +233,8 @@ func newApp(ctx context.Context, c *config, log *slog.Logger, getenv func(string
 		Registry: reg,
 		Audit:    b.audit,
 		Webhooks: a.webhooks,
+
+		Collectors: a.notify.Collectors(),
 	})
 	if err != nil {
 		return fail(err)
@@ -323,6 +335,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	a.runAuditRetention(runCtx, &wg)
 	wg.Go(func() {
 		_ = a.sessions.RunTouches(runCtx, 100*time.Millisecond, func(err error) { log.Warn("sliding expiry", "err", err) })
+	})
+	wg.Go(func() {
+		if err := a.notify.Run(runCtx); err != nil && runCtx.Err() == nil {
+			log.Error("notifications stopped", "err", err)
+		}
 	})
 	if a.webhooks != nil {
 		wg.Go(func() {
