@@ -934,10 +934,16 @@ func TestKeyRotation(t *testing.T) {
 	if lastOld.Access == "" {
 		t.Fatal("no token of the old key was issued while the new key was published")
 	}
-	if _, err := verifyJWX(t, s, next.Access, "sessiond", ""); err != nil {
+	// A token of the new key, fresh (the one found above may have lived
+	// out its short life while a loaded machine looked for it).
+	fresh := loginJWT(t, s, u, false)
+	if kidOf(t, fresh.Access) != newKid {
+		t.Fatalf("a token after the switch carries kid %q, want the new %q", kidOf(t, fresh.Access), newKid)
+	}
+	if _, err := verifyJWX(t, s, fresh.Access, "sessiond", ""); err != nil {
 		t.Errorf("jwx refuses the new key's token: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), next.Access); err != nil {
+	if _, err := v.Verify(t.Context(), fresh.Access); err != nil {
 		t.Errorf("Verifier refuses the new key's token (unknown kid refetch): %v", err)
 	}
 	// A refresh now signs with the new key too.
