@@ -20,4 +20,9 @@ if [ -x scripts/redis-cluster.sh ] && [ -z "${SESSIOND_TEST_REDIS_CLUSTER:-}" ];
 fi
 trap cleanup EXIT
 
-go test -race -count=1 -timeout 30m "$@" ./...
+# One package at a time (-p 1): the backend, e2e and browser packages each
+# start real servers and browsers and some measure how soon something
+# happens; on a 2-core machine two such packages at once starved each
+# other's servers for seconds. Tests inside a package still run in
+# parallel.
+go test -race -count=1 -p 1 -timeout 30m "$@" ./...
