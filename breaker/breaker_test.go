@@ -16,25 +16,8 @@ import (
 
 	"github.com/sessiond/sessiond"
 	"github.com/sessiond/sessiond/breaker"
+	"github.com/sessiond/sessiond/storetest"
 )
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // refused is what a client returns for a store that is down.
 var refused = &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
@@ -56,9 +39,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newBreaker(t *testing.T) (*breaker.Breaker, *clock, *syncBuffer) {
+func newBreaker(t *testing.T) (*breaker.Breaker, *storetest.Clock, *syncBuffer) {
 	t.Helper()
-	c := &clock{now: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock()
 	logs := &syncBuffer{}
 	b := breaker.New(breaker.Config{Name: "redis", Failures: 3, Cooldown: time.Second, Now: c.Now,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})

@@ -45,7 +45,7 @@ func (d *downStore) ByTokenHash(ctx context.Context, h sessiond.TokenHash) (*ses
 // once a probe finds the store back.
 func TestStoreThroughManager(t *testing.T) {
 	ds := &downStore{Store: memstore.New()}
-	c := &clock{now: time.Now()}
+	c := storetest.NewClock()
 	b := breaker.New(breaker.Config{Failures: 2, Cooldown: time.Second, Now: c.Now, Logger: quiet()})
 	m, err := sessiond.NewManager(breaker.WrapStore(ds, b), sessiond.Policy{})
 	if err != nil {

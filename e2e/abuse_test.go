@@ -488,8 +488,9 @@ func goroutines(t *testing.T, s *Server) int {
 	return int(n)
 }
 
-// scrapeMetric returns the value of an unlabelled metric from /metrics on
-// the admin listener.
+// scrapeMetric returns the value of a series from /metrics on the admin
+// listener: a name, or a name with its labels as /metrics writes them
+// (`name{label="v"}`).
 func scrapeMetric(t *testing.T, s *Server, name string) (float64, bool) {
 	t.Helper()
 	resp, err := httpClient.Get(s.Admin + "/metrics")

@@ -67,7 +67,7 @@ func testOutage(t *testing.T, s *Server, store string, kill, restart func(*testi
 	tok, _ := login(t, s, u)
 	alive(t, s, tok)
 	state := func() (float64, bool) {
-		return scrapeLabelled(t, s, `sessiond_store_circuit_state{store="`+store+`"}`)
+		return scrapeMetric(t, s, `sessiond_store_circuit_state{store="`+store+`"}`)
 	}
 	if v, ok := state(); !ok || v != 0 {
 		t.Errorf("store up: circuit state %v (found %v), want 0 (closed)", v, ok)
@@ -134,7 +134,7 @@ func testOutage(t *testing.T, s *Server, store string, kill, restart func(*testi
 	if st, _ := quick(t, "GET", s.Admin+"/readyz", ""); st != http.StatusServiceUnavailable {
 		t.Errorf("store down: /readyz answered %d, want 503", st)
 	}
-	if v, ok := scrapeLabelled(t, s, `sessiond_store_circuit_rejected_total{store="`+store+`"}`); !ok || v < outageSamples {
+	if v, ok := scrapeMetric(t, s, `sessiond_store_circuit_rejected_total{store="`+store+`"}`); !ok || v < outageSamples {
 		t.Errorf("store down: rejected_total %v (found %v), want at least %d", v, ok, outageSamples)
 	}
 	if t.Failed() {
@@ -169,29 +169,6 @@ func testOutage(t *testing.T, s *Server, store string, kill, restart func(*testi
 			t.Errorf("the log has no line with %q", want)
 		}
 	}
-}
-
-// scrapeLabelled returns the value of the series name{labels} (written
-// as /metrics writes it) from the admin listener; false when absent.
-func scrapeLabelled(t *testing.T, s *Server, series string) (float64, bool) {
-	t.Helper()
-	resp, err := quickClient.Get(s.Admin + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q", series, v)
-			}
-			return f, true
-		}
-	}
-	return 0, false
 }
 
 // privateRedis is a redis-server of one test's own on a loopback port,
