@@ -121,7 +121,16 @@ func TestRejectedTokensPerAddress(t *testing.T) {
 		{"POST", refreshPath, "", J{"refresh_token": jwt.Refresh}},
 		{"POST", "/v1/token/revoke", "", J{"refresh_token": jwt.Refresh}},
 	} {
-		if a := callFrom(t, flooder, c.method, s.Pub+c.path, c.tok, c.body); a.status != http.StatusTooManyRequests || a.code != "rate_limited" {
+		a := callFrom(t, flooder, c.method, s.Pub+c.path, c.tok, c.body)
+		for retry := 0; a.status != http.StatusTooManyRequests && retry < 3; retry++ {
+			// A token refilled meanwhile (one every 2 s; a loaded machine
+			// is slow between requests): spend it and ask again.
+			for range 3 {
+				callFrom(t, flooder, "GET", s.Pub+"/v1/session", randomToken(t), nil)
+			}
+			a = callFrom(t, flooder, c.method, s.Pub+c.path, c.tok, c.body)
+		}
+		if a.status != http.StatusTooManyRequests || a.code != "rate_limited" {
 			t.Fatalf("%s %s from the flooding address: %+v, want 429 rate_limited", c.method, c.path, a)
 		}
 	}
